@@ -1,0 +1,117 @@
+// Package apiserver serves the Amazon ECS JSON 1.1 API. Each operation is one
+// function that validates its input, writes through the store with
+// compare-and-swap and answers from the cache. Errors become wire codes in
+// exactly one place (protocol.go).
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ecsd/ecsd/api/ecs"
+	"github.com/ecsd/ecsd/auth"
+	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/store"
+)
+
+// Authenticator verifies a request's signature (package auth implements it).
+type Authenticator interface {
+	Authenticate(r *http.Request, body []byte) (auth.Identity, error)
+}
+
+// Config is the API server's configuration, parsed once in cmd/ecsd.
+type Config struct {
+	// MaxBodyBytes bounds a request body; larger bodies are refused before decoding.
+	MaxBodyBytes int64
+	// DevMode enables operator conveniences that must never run in production:
+	// POST /ecsd/reset wipes all state.
+	DevMode bool
+	// Version is reported by /version and in logs.
+	Version string
+	// Now is the clock; tests inject their own.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 2 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	if c.MaxBodyBytes < 1024 {
+		return errors.New("apiserver: MaxBodyBytes must be at least 1024")
+	}
+	return nil
+}
+
+// Server is the ECS API over one store and its cache.
+type Server struct {
+	cfg   Config
+	st    store.Store
+	cache *cache.Cache
+	auth  Authenticator
+	log   *slog.Logger
+	ops   map[string]handler
+}
+
+// New returns a server; the cache must be running (or about to run) on st.
+func New(cfg Config, st store.Store, c *cache.Cache, auth Authenticator) (*Server, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: st, cache: c, auth: auth, log: cfg.Logger.With("component", "apiserver")}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler: the API at "/" and the operator endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.serveAPI)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /version", s.serveVersion)
+	if s.cfg.DevMode {
+		mux.HandleFunc("POST /ecsd/reset", s.serveReset)
+	}
+	return mux
+}
+
+// routes fills the operation table: every operation of the model is routed, and
+// those ecsd does not implement yet answer a typed error naming them.
+func (s *Server) routes() {
+	s.ops = make(map[string]handler, len(ecs.Operations))
+	for name := range ecs.Operations {
+		s.ops[name] = notImplemented(name)
+	}
+	s.registerClusters()
+	s.registerTaskDefinitions()
+	s.registerTags()
+	s.registerAccountSettings()
+}
+
+func notImplemented(name string) handler {
+	return func(*Call, []byte) (any, error) {
+		return nil, ecs.Errorf(ecs.CodeUnsupportedFeature, "ecsd does not implement %s yet.", name)
+	}
+}
+
+// waitCtx bounds how long a write waits for the cache to show it.
+func (s *Server) waitCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 10*time.Second)
+}

@@ -1,0 +1,105 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/ecsd/ecsd/api/ecs"
+	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/resource"
+	"github.com/ecsd/ecsd/store"
+)
+
+// maxCASAttempts bounds read-modify-write retries on revision conflicts.
+const maxCASAttempts = 10
+
+// Scope is the account and region the call acts in.
+func (c *Call) Scope() resource.Scope {
+	return resource.Scope{Account: c.Identity.Account, Region: c.Identity.Region}
+}
+
+// Snapshot is the cache's current view; handlers read only from it.
+func (c *Call) Snapshot() *cache.Snapshot { return c.s.cache.Snapshot() }
+
+// Commit applies ops atomically and waits until the cache shows the result, so a
+// client's next call reads its own write. A failed condition returns an error
+// wrapping store.ErrConflict.
+func (c *Call) Commit(ops ...store.Op) (int64, error) {
+	rev, err := c.s.st.Txn(c.ctx, ops...)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := c.s.waitCtx(c.ctx)
+	defer cancel()
+	if err := c.s.cache.WaitFor(ctx, rev); err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+// Get returns a private copy of the record at key from the cache, with its revision.
+func Get[T any](c *Call, key string) (*T, int64, bool) {
+	e, ok := c.Snapshot().Get(key)
+	if !ok {
+		return nil, 0, false
+	}
+	obj, ok := e.Obj.(*T)
+	if !ok {
+		return nil, 0, false
+	}
+	return Clone(obj), e.Rev, true
+}
+
+// Peek returns the shared, read-only record at key (never mutate it).
+func Peek[T any](snap *cache.Snapshot, key string) (*T, bool) {
+	e, ok := snap.Get(key)
+	if !ok {
+		return nil, false
+	}
+	obj, ok := e.Obj.(*T)
+	return obj, ok
+}
+
+// Clone deep-copies a record (cache objects are shared and must not be mutated).
+func Clone[T any](v *T) *T {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("clone %T: %v", v, err))
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(fmt.Sprintf("clone %T: %v", v, err))
+	}
+	return out
+}
+
+// Mutate is the read-modify-CAS loop on one key: fn gets a private copy of the
+// current record (nil if absent) and returns the next one (nil deletes the key),
+// or an error that aborts without writing. Conflicts retry with fresh state.
+func Mutate[T any](c *Call, key string, fn func(cur *T) (*T, error)) (*T, error) {
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		cur, rev, _ := Get[T](c, key)
+		next, err := fn(cur)
+		if err != nil {
+			return nil, err
+		}
+		var op store.Op
+		switch {
+		case next == nil && cur == nil:
+			return nil, nil
+		case next == nil:
+			op = store.Delete(key, rev)
+		default:
+			op = store.Update(key, resource.Encode(next), rev)
+		}
+		if _, err := c.Commit(op); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			return nil, err
+		}
+		return next, nil
+	}
+	return nil, ecs.Errorf(ecs.CodeUpdateInProgress, "%s is being changed by another request; retry.", key)
+}
