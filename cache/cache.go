@@ -119,11 +119,26 @@ func (c *Cache) Run(ctx context.Context) error {
 			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
-		err = c.follow(ctx, rev)
-		if ctx.Err() == nil {
-			c.log.Warn("cache watch ended; re-listing", "prefix", c.prefix, "err", err)
+		followed, err := c.follow(ctx, rev)
+		if ctx.Err() != nil {
+			break
 		}
+		if errors.Is(err, store.ErrCompacted) {
+			// The watch fell behind the store's history: re-list at once.
+			c.log.Info("cache watch compacted; re-listing", "prefix", c.prefix, "rev", rev)
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		// A watch that keeps failing at once must not spin list after list.
+		if followed {
+			backoff = 100 * time.Millisecond
+		}
+		c.log.Warn("cache watch ended; re-listing", "prefix", c.prefix, "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(backoff*2, 5*time.Second)
 	}
 	return nil
 }
@@ -168,19 +183,22 @@ func (c *Cache) relist(ctx context.Context) (int64, error) {
 	return rev, nil
 }
 
-func (c *Cache) follow(ctx context.Context, rev int64) error {
+// follow applies the watch from rev until it fails; followed reports whether it
+// delivered anything first.
+func (c *Cache) follow(ctx context.Context, rev int64) (followed bool, err error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for wr := range c.st.Watch(wctx, c.prefix, rev) {
 		if wr.Err != nil {
-			return wr.Err
+			return followed, wr.Err
 		}
+		followed = true
 		c.apply(wr)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return followed, err
 	}
-	return errors.New("watch channel closed")
+	return followed, errors.New("watch channel closed")
 }
 
 func (c *Cache) apply(wr store.WatchResponse) {
@@ -208,6 +226,9 @@ func (c *Cache) apply(wr store.WatchResponse) {
 			}
 		case store.EventDelete:
 			txn.Delete(k)
+		}
+		if ch.Old == nil && ch.New == nil {
+			continue // a key the cache never held (undecodable or skipped): nothing changed
 		}
 		changes = append(changes, ch)
 	}

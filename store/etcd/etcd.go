@@ -10,6 +10,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecsd/ecsd/store"
@@ -17,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Named timeouts for calls into etcd.
@@ -40,9 +45,11 @@ type Config struct {
 
 // Store is store.Store on etcd.
 type Store struct {
-	cli    *clientv3.Client
-	server *embed.Etcd
-	log    *slog.Logger
+	cli       *clientv3.Client
+	server    *embed.Etcd
+	log       *slog.Logger
+	closing   atomic.Bool // set by Close: the embedded member's shutdown noise is expected
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -56,7 +63,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{log: log}
 	endpoints := cfg.Endpoints
 	if len(endpoints) == 0 {
-		srv, clientURL, err := startEmbedded(cfg, log)
+		srv, clientURL, err := startEmbedded(cfg, log, &s.closing)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func startEmbedded(cfg Config, log *slog.Logger) (*embed.Etcd, string, error) {
+func startEmbedded(cfg Config, log *slog.Logger, closing *atomic.Bool) (*embed.Etcd, string, error) {
 	if cfg.DataDir == "" {
 		return nil, "", errors.New("etcd: embedded etcd needs a data dir")
 	}
@@ -95,7 +102,8 @@ func startEmbedded(cfg Config, log *slog.Logger) (*embed.Etcd, string, error) {
 	ec.Name = "ecsd"
 	ec.Dir = dir
 	ec.Logger = "zap"
-	ec.LogLevel = "error"
+	ec.LogLevel = "warn"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(&slogCore{log: log.With("component", "etcd"), closing: closing}))
 	clientURL := cfg.ClientURL
 	if clientURL == "" {
 		clientURL = "http://127.0.0.1:0"
@@ -140,12 +148,30 @@ func startEmbedded(cfg Config, log *slog.Logger) (*embed.Etcd, string, error) {
 // through a narrow interface).
 func (s *Store) Client() *clientv3.Client { return s.cli }
 
+// Close closes the client and stops the embedded member; later calls do nothing.
 func (s *Store) Close() error {
-	if s.cli != nil {
-		s.cli.Close()
-	}
-	if s.server != nil {
-		s.server.Close()
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		if s.cli != nil {
+			s.cli.Close()
+		}
+		if s.server != nil {
+			s.server.Close()
+		}
+	})
+	return nil
+}
+
+// Compact discards the history before rev (etcd's compaction): watches after an
+// older revision then fail with store.ErrCompacted and their caches re-list.
+func (s *Store) Compact(ctx context.Context, rev int64) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if _, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			err = fmt.Errorf("%w: %w", store.ErrCompacted, err)
+		}
+		return fmt.Errorf("etcd compact %d: %w", rev, err)
 	}
 	return nil
 }
@@ -224,18 +250,12 @@ func (s *Store) Watch(ctx context.Context, prefix string, after int64) <-chan st
 				}
 				return
 			}
-			resp := store.WatchResponse{Revision: wr.Header.Revision}
-			for _, ev := range wr.Events {
-				e := store.Event{KV: store.KV{Key: string(ev.Kv.Key), Value: ev.Kv.Value, Revision: ev.Kv.ModRevision}}
-				if ev.Type == clientv3.EventTypeDelete {
-					e.Type = store.EventDelete
+			for _, resp := range splitByRevision(wr) {
+				select {
+				case out <- resp:
+				case <-ctx.Done():
+					return
 				}
-				resp.Events = append(resp.Events, e)
-			}
-			select {
-			case out <- resp:
-			case <-ctx.Done():
-				return
 			}
 		}
 		if ctx.Err() == nil {
@@ -245,6 +265,32 @@ func (s *Store) Watch(ctx context.Context, prefix string, after int64) <-chan st
 			}
 		}
 	}()
+	return out
+}
+
+// splitByRevision turns one etcd watch response into one store.WatchResponse per
+// revision. etcd may batch several revisions in a response, and while a watcher
+// catches up its header revision can run ahead of the events it carries, so a
+// response's revision is that of its events; only a progress notification (sent
+// once the watcher is in sync) reports the header revision.
+func splitByRevision(wr clientv3.WatchResponse) []store.WatchResponse {
+	if len(wr.Events) == 0 {
+		if wr.IsProgressNotify() {
+			return []store.WatchResponse{{Revision: wr.Header.Revision}}
+		}
+		return nil
+	}
+	var out []store.WatchResponse
+	for _, ev := range wr.Events {
+		e := store.Event{KV: store.KV{Key: string(ev.Kv.Key), Value: ev.Kv.Value, Revision: ev.Kv.ModRevision}}
+		if ev.Type == clientv3.EventTypeDelete {
+			e.Type = store.EventDelete
+		}
+		if n := len(out); n == 0 || out[n-1].Revision != e.KV.Revision {
+			out = append(out, store.WatchResponse{Revision: e.KV.Revision})
+		}
+		out[len(out)-1].Events = append(out[len(out)-1].Events, e)
+	}
 	return out
 }
 
@@ -260,3 +306,80 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) (int64, error) 
 }
 
 var _ store.Resetter = (*Store)(nil)
+
+// slogCore routes embedded etcd's zap records at warn and above to slog, and
+// drops the ones a normal Close produces (listeners and servers reporting that
+// they were closed), so a clean shutdown prints nothing while real errors still do.
+type slogCore struct {
+	log     *slog.Logger
+	closing *atomic.Bool
+	fields  []zapcore.Field
+}
+
+var _ zapcore.Core = (*slogCore)(nil)
+
+func (c *slogCore) Enabled(l zapcore.Level) bool { return l >= zapcore.WarnLevel }
+
+func (c *slogCore) With(fs []zapcore.Field) zapcore.Core {
+	return &slogCore{log: c.log, closing: c.closing, fields: append(slices.Clip(c.fields), fs...)}
+}
+
+func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range c.fields {
+		f.AddTo(enc)
+	}
+	for _, f := range fs {
+		f.AddTo(enc)
+	}
+	if expectedNote[e.Message] || c.closing.Load() && shutdownNoise(e.Message, enc.Fields) {
+		return nil
+	}
+	level := slog.LevelWarn
+	if e.Level >= zapcore.ErrorLevel {
+		level = slog.LevelError
+	}
+	keys := make([]string, 0, len(enc.Fields))
+	for k := range enc.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	attrs := make([]slog.Attr, 0, len(keys))
+	for _, k := range keys {
+		attrs = append(attrs, slog.Any(k, enc.Fields[k]))
+	}
+	c.log.LogAttrs(context.Background(), level, "etcd: "+e.Message, attrs...)
+	return nil
+}
+
+func (c *slogCore) Sync() error { return nil }
+
+// expectedNote holds warnings about choices ecsd makes on purpose for its
+// single local member (one port for gRPC and HTTP; no auth token signing,
+// because etcd auth is not used).
+var expectedNote = map[string]bool{
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"simple token is not cryptographically signed":                                         true,
+}
+
+// shutdownNoise reports whether a record logged while closing only says that a
+// server or listener has stopped.
+func shutdownNoise(msg string, fields map[string]any) bool {
+	if msg == "setting up serving from embedded etcd failed." {
+		return true
+	}
+	errText, _ := fields["error"].(string)
+	for _, s := range []string{"server closed", "closed network connection", "listener closed", "context canceled"} {
+		if strings.Contains(errText, s) {
+			return true
+		}
+	}
+	return false
+}
