@@ -14,6 +14,7 @@ import (
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/auth"
 	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/store"
 )
 
@@ -31,6 +32,14 @@ type Config struct {
 	DevMode bool
 	// Version is reported by /version and in logs.
 	Version string
+	// JoinToken admits new agents (POST /agent/v1/register). Empty disables
+	// agent registration through the agent channel.
+	JoinToken string
+	// HeartbeatInterval is how often agents send heartbeats; an agent missing
+	// three in a row counts as disconnected (agentConnected false).
+	HeartbeatInterval time.Duration
+	// StoppedTaskRetention is how long STOPPED tasks stay describable.
+	StoppedTaskRetention time.Duration
 	// Now is the clock; tests inject their own.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -45,6 +54,12 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.StoppedTaskRetention == 0 {
+		c.StoppedTaskRetention = time.Hour
 	}
 	if c.Version == "" {
 		c.Version = "dev"
@@ -67,6 +82,7 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 	ops   map[string]handler
+	plan  *planner.Planner
 }
 
 // New returns a server; the cache must be running (or about to run) on st.
@@ -75,7 +91,7 @@ func New(cfg Config, st store.Store, c *cache.Cache, auth Authenticator) (*Serve
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, st: st, cache: c, auth: auth, log: cfg.Logger.With("component", "apiserver")}
+	s := &Server{cfg: cfg, st: st, cache: c, auth: auth, log: cfg.Logger.With("component", "apiserver"), plan: planner.New(st, c)}
 	s.routes()
 	return s, nil
 }
@@ -89,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.DevMode {
 		mux.HandleFunc("POST /ecsd/reset", s.serveReset)
 	}
+	s.registerAgentEndpoints(mux)
 	return mux
 }
 
@@ -103,6 +120,8 @@ func (s *Server) routes() {
 	s.registerTaskDefinitions()
 	s.registerTags()
 	s.registerAccountSettings()
+	s.registerContainerInstances()
+	s.registerTasks()
 }
 
 func notImplemented(name string) handler {

@@ -70,7 +70,8 @@ func New(st store.Store, prefix string, decode Decoder, log *slog.Logger) *Cache
 
 // Subscribe registers fn to be called, in order, on the cache's goroutine for
 // every change applied. fn must be quick and must not block (enqueue and return).
-// Subscribe before Run.
+// Changes applied before Subscribe are not replayed: subscribers start from
+// the current Snapshot.
 func (c *Cache) Subscribe(fn func(Change)) {
 	c.mu.Lock()
 	c.subs = append(c.subs, fn)
