@@ -133,30 +133,10 @@ func (s *Server) storeNewCluster(c *Call, rec *resource.Cluster) (*resource.Clus
 	return nil, 0, ecs.Errorf(ecs.CodeUpdateInProgress, "Cluster %s is being changed by another request; retry.", rec.ClusterName)
 }
 
-// defaultContainerInsights is the containerInsights account setting that applies
-// to the caller: the caller's own, else the account default, else disabled.
+// defaultContainerInsights is the containerInsights account setting in force
+// for the caller (own, else account default, else ECS's default).
 func (s *Server) defaultContainerInsights(c *Call) string {
-	own, account := "", ""
-	c.Snapshot().Walk(c.Scope().KindPrefix(resource.KindAccountSetting), func(e *cache.Entry) bool {
-		st, ok := e.Obj.(*resource.AccountSetting)
-		if !ok || st.Name != ecs.SettingNameContainerInsights {
-			return true
-		}
-		switch st.PrincipalArn {
-		case "":
-			account = st.Value
-		case c.Identity.Principal:
-			own = st.Value
-		}
-		return true
-	})
-	switch {
-	case own != "":
-		return own
-	case account != "":
-		return account
-	}
-	return "disabled"
+	return s.accountSetting(c, ecs.SettingNameContainerInsights)
 }
 
 // ---- DescribeClusters

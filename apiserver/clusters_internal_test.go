@@ -281,9 +281,13 @@ func TestClusterInternals(t *testing.T) {
 	t.Run("the account's containerInsights default applies", func(t *testing.T) {
 		c := h.call()
 		put := func(principal, value string) {
-			key := h.scope.Key(resource.KindAccountSetting, "containerInsights", principal+"x")
-			rec := &resource.AccountSetting{Setting: ecs.Setting{Name: ecs.SettingNameContainerInsights, PrincipalArn: principal, Value: value}, Scope: h.scope}
-			if _, err := c.Commit(store.Put(key, resource.Encode(rec))); err != nil {
+			var err error
+			if principal == "" {
+				_, err = h.srv.putAccountSettingDefault(c, &ecs.PutAccountSettingDefaultRequest{Name: ecs.SettingNameContainerInsights, Value: value})
+			} else {
+				_, err = h.srv.putAccountSetting(c, &ecs.PutAccountSettingRequest{Name: ecs.SettingNameContainerInsights, Value: value, PrincipalArn: principal})
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -33,7 +33,11 @@ func op[In any, Out any](fn func(*Call, *In) (*Out, error)) handler {
 				return nil, err
 			}
 		}
-		return fn(c, in)
+		out, err := fn(c, in)
+		if err == nil && out == nil {
+			out = new(Out)
+		}
+		return out, err
 	}
 }
 
@@ -46,7 +50,7 @@ func decodeInput(body []byte, in any) error {
 	if err := dec.Decode(in); err != nil {
 		return serializationError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) { // only whitespace may follow (More misses a stray "}" or "]")
 		return ecs.Errorf(ecs.CodeSerialization, "Unexpected data after the end of the JSON request body.")
 	}
 	return nil
