@@ -83,3 +83,15 @@ func init() {
 	RegisterKind(KindContainerInstance, func() any { return new(ContainerInstance) })
 	RegisterKind(KindPresence, func() any { return new(Presence) })
 }
+
+func (ci *ContainerInstance) GetTags() []ecs.Tag  { return ci.Tags }
+func (ci *ContainerInstance) SetTags(v []ecs.Tag) { ci.Tags = v }
+
+func init() {
+	RegisterARNType("container-instance", func(a ARN) (string, bool) {
+		if len(a.Parts) != 2 || a.Parts[0] == "" || a.Parts[1] == "" {
+			return "", false
+		}
+		return a.Scope.ContainerInstanceKey(a.Parts[0], a.Parts[1]), true
+	})
+}

@@ -79,3 +79,16 @@ func (t *Task) StoppedAtTime() time.Time {
 func init() {
 	RegisterKind(KindTask, func() any { return new(Task) })
 }
+
+func (t *Task) GetTags() []ecs.Tag  { return t.Tags }
+func (t *Task) SetTags(v []ecs.Tag) { t.Tags = v }
+
+func init() {
+	// Long format only: task/<cluster>/<id> (a short ARN has no cluster to find it by).
+	RegisterARNType("task", func(a ARN) (string, bool) {
+		if len(a.Parts) != 2 || a.Parts[0] == "" || a.Parts[1] == "" {
+			return "", false
+		}
+		return a.Scope.TaskKey(a.Parts[0], a.Parts[1]), true
+	})
+}
