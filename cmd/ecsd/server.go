@@ -38,7 +38,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultAuth, defaultDataDir st
 	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, "data directory (embedded etcd lives in <data-dir>/etcd)")
 	fs.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "comma-separated external etcd endpoints (empty: embedded etcd)")
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported in ARNs when a request does not name one")
-	fs.StringVar(&f.accountID, "account-id", "000000000000", "account of requests whose access key maps to no account (dev auth)")
+	fs.StringVar(&f.accountID, "account-id", "000000000000", "account of the ECSD_ACCESS_KEY_ID key, and of dev-mode requests whose access key maps to no account")
 	fs.StringVar(&f.authMode, "auth", defaultAuth, "signature checking: strict (recompute every SigV4 signature) or dev (accept any well-formed signature)")
 	fs.StringVar(&f.credentialsFile, "credentials-file", "", "file of access keys, one per line: ACCESS_KEY_ID SECRET_ACCESS_KEY ACCOUNT_ID")
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", 15*time.Minute, "largest accepted difference between a request's X-Amz-Date and the server clock")
@@ -91,7 +91,7 @@ func (f *serverFlags) config(devMode bool) (controlplane.Config, error) {
 	if mode != auth.Strict && mode != auth.Dev {
 		return cfg, fmt.Errorf("--auth %q: want strict or dev", f.authMode)
 	}
-	creds, err := credentials(f.credentialsFile)
+	creds, err := credentials(f.credentialsFile, f.accountID)
 	if err != nil {
 		return cfg, err
 	}
@@ -107,19 +107,15 @@ func (f *serverFlags) config(devMode bool) (controlplane.Config, error) {
 	return cfg, nil
 }
 
-// credentials reads ECSD_ACCESS_KEY_ID/ECSD_SECRET_ACCESS_KEY (account:
-// ECSD_ACCOUNT_ID or the default) and the credentials file.
-func credentials(file string) ([]auth.Credential, error) {
+// credentials reads ECSD_ACCESS_KEY_ID/ECSD_SECRET_ACCESS_KEY (acting for
+// account, the --account-id value) and the credentials file.
+func credentials(file, account string) ([]auth.Credential, error) {
 	var creds []auth.Credential
 	if id, secret := os.Getenv("ECSD_ACCESS_KEY_ID"), os.Getenv("ECSD_SECRET_ACCESS_KEY"); id != "" || secret != "" {
 		if id == "" || secret == "" {
 			return nil, fmt.Errorf("set both ECSD_ACCESS_KEY_ID and ECSD_SECRET_ACCESS_KEY, or neither")
 		}
-		acct := os.Getenv("ECSD_ACCOUNT_ID")
-		if acct == "" {
-			acct = "000000000000"
-		}
-		creds = append(creds, auth.Credential{AccessKeyID: id, SecretAccessKey: secret, Account: acct})
+		creds = append(creds, auth.Credential{AccessKeyID: id, SecretAccessKey: secret, Account: account})
 	}
 	if file != "" {
 		fc, err := auth.LoadCredentialsFile(file)
