@@ -31,6 +31,9 @@ const (
 	opTimeout    = 10 * time.Second
 )
 
+// MaxTxnOps is the embedded member's limit on operations per transaction.
+const MaxTxnOps = 4096
+
 // Config selects embedded or external etcd.
 type Config struct {
 	// Endpoints of an external cluster; empty runs etcd embedded in DataDir.
@@ -129,6 +132,10 @@ func startEmbedded(cfg Config, log *slog.Logger, closing *atomic.Bool) (*embed.E
 	ec.AutoCompactionMode = "revision"
 	ec.AutoCompactionRetention = "10000"
 	ec.QuotaBackendBytes = 4 << 30
+	// Plans commit many tasks and instances atomically; etcd's default of 128
+	// operations per transaction is too small for a service scaling by hundreds.
+	// (An external cluster needs --max-txn-ops raised likewise.)
+	ec.MaxTxnOps = MaxTxnOps
 	srv, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, "", fmt.Errorf("etcd: start embedded member in %s: %w", dir, err)
