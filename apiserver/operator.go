@@ -3,6 +3,7 @@ package apiserver
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/store"
@@ -32,7 +33,15 @@ func (s *Server) serveReset(w http.ResponseWriter, r *http.Request) {
 	}
 	rev, err := rs.DeletePrefix(r.Context(), resource.Root)
 	if err == nil {
-		err = s.cache.WaitFor(r.Context(), rev)
+		// Wait on a write of our own inside the cached prefix: the delete's
+		// revision may belong to a key outside it (leader election) when there
+		// was nothing to delete, and the cache would never see that revision.
+		rev, err = s.st.Txn(r.Context(), store.Put(resource.Root+"_reset", []byte(s.cfg.Now().UTC().Format(time.RFC3339Nano))))
+	}
+	if err == nil {
+		ctx, cancel := s.waitCtx(r.Context())
+		err = s.cache.WaitFor(ctx, rev)
+		cancel()
 	}
 	if err != nil {
 		s.log.Error("reset failed", "err", err)

@@ -122,6 +122,8 @@ func (s *Server) routes() {
 	s.registerAccountSettings()
 	s.registerContainerInstances()
 	s.registerTasks()
+	s.registerServices()
+	s.registerAttributes()
 }
 
 func notImplemented(name string) handler {

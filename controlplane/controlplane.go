@@ -31,6 +31,9 @@ type Config struct {
 	Auth          auth.Config
 	API           apiserver.Config
 	Logger        *slog.Logger
+
+	// Controllers run on the elected leader (controllers.go).
+	Controllers ControllersConfig
 }
 
 // Validate reports a configuration that cannot work, naming the setting.
@@ -46,14 +49,18 @@ func (c *Config) Validate() error {
 
 // ControlPlane is a running server.
 type ControlPlane struct {
-	Store  *etcd.Store
-	Cache  *cache.Cache
-	API    *apiserver.Server
-	ln     net.Listener
-	http   *http.Server
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	log    *slog.Logger
+	Store     *etcd.Store
+	Cache     *cache.Cache
+	API       *apiserver.Server
+	ln        net.Listener
+	joinToken string
+	http      *http.Server
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	log       *slog.Logger
+
+	// Controllers run while this server leads (nil when disabled).
+	Controllers *Controllers
 }
 
 // Start opens the store, fills the cache and starts serving.
@@ -90,11 +97,24 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	apiCfg := cfg.API
 	apiCfg.Logger = log
+	if apiCfg.JoinToken == "" && cfg.DataDir != "" {
+		if apiCfg.JoinToken, err = loadOrCreateJoinToken(cfg.DataDir, log); err != nil {
+			cp.Close()
+			return nil, err
+		}
+	}
+	if apiCfg.JoinToken == "" {
+		log.Warn("no join token: agents cannot register (set --join-token)")
+	}
+	cp.joinToken = apiCfg.JoinToken
 	cp.API, err = apiserver.New(apiCfg, st, cp.Cache, verifier)
 	if err != nil {
 		cp.Close()
 		return nil, err
 	}
+	// Agents naming their cluster by name register in the server's default
+	// account and region, where clients signing with unmapped keys also act.
+	cp.API.SetAgentDefaultScope(resource.Scope{Account: orDefault(cfg.Auth.DefaultAccount, auth.DefaultAccount), Region: orDefault(cfg.Auth.DefaultRegion, auth.DefaultRegion)})
 	cp.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cp.Close()
@@ -108,6 +128,10 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 			log.Error("api listener stopped", "err", err)
 		}
 	}()
+	if cfg.Controllers.StoppedTaskRetention == 0 {
+		cfg.Controllers.StoppedTaskRetention = cfg.API.StoppedTaskRetention
+	}
+	cp.startControllers(runCtx, cfg.Controllers, log)
 	log.Info("ecsd API serving", "addr", cp.ln.Addr().String(), "auth", cfg.Auth.Mode)
 	return cp, nil
 }
@@ -118,8 +142,16 @@ func (cp *ControlPlane) Addr() string { return cp.ln.Addr().String() }
 // URL is the API endpoint URL for clients.
 func (cp *ControlPlane) URL() string { return "http://" + cp.Addr() }
 
-// Close stops serving, then the cache, then the store.
+// JoinToken is the token agents register with ("" when registration is off).
+func (cp *ControlPlane) JoinToken() string { return cp.joinToken }
+
+// Close disconnects the agents, stops serving, then the cache, then the store.
 func (cp *ControlPlane) Close() error {
+	if cp.API != nil {
+		// Agent websockets are hijacked connections that http.Server.Shutdown
+		// does not close: end them first, while the store can still record it.
+		cp.API.CloseAgents(3 * time.Second)
+	}
 	if cp.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		cp.http.Shutdown(ctx)

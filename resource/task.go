@@ -54,6 +54,24 @@ type Task struct {
 	Released bool  `json:"released,omitempty"`
 	// ServiceName is set for tasks a service started.
 	ServiceName string `json:"serviceName,omitempty"`
+	// DeploymentID is the service deployment (ecs-svc/<id>) that started the
+	// task; service and deployment counts are derived from it.
+	DeploymentID string `json:"deploymentId,omitempty"`
+	// ProtectionEnabled and ProtectedUntil are the task's scale-in protection
+	// (UpdateTaskProtection): a service never picks a protected task to stop
+	// when it scales in or replaces a deployment.
+	ProtectionEnabled bool       `json:"protectionEnabled,omitempty"`
+	ProtectedUntil    *time.Time `json:"protectedUntil,omitempty"`
+	// ReferenceID is RunTask's/StartTask's referenceId (not on the wire Task).
+	ReferenceID string `json:"referenceId,omitempty"`
+	// NetworkConfiguration is the call's awsvpc configuration (awsvpc tasks
+	// only); the agent reads the subnet and security groups from it.
+	NetworkConfiguration *ecs.NetworkConfiguration `json:"networkConfiguration,omitempty"`
+}
+
+// Protected reports whether scale-in protection holds at now.
+func (t *Task) Protected(now time.Time) bool {
+	return t.ProtectionEnabled && (t.ProtectedUntil == nil || now.Before(*t.ProtectedUntil))
 }
 
 func (t *Task) ClusterName() string { return t.Cluster }
@@ -91,4 +109,79 @@ func init() {
 		}
 		return a.Scope.TaskKey(a.Parts[0], a.Parts[1]), true
 	})
+}
+
+// ReferencesTaskDefinition reports whether the task still holds its task
+// definition revision in use: until it is STOPPED, DeleteTaskDefinitions leaves
+// the revision DELETE_IN_PROGRESS instead of removing it.
+func (t *Task) ReferencesTaskDefinition(arn string) bool {
+	return t.LastStatus != "STOPPED" && t.TaskDefinitionArn == arn
+}
+
+// EffectiveContainers is the task's container definitions with its container
+// overrides applied, as the containers must run. It shares unchanged parts with
+// the stored definition: callers must not mutate the result.
+func (t *Task) EffectiveContainers() []ecs.ContainerDefinition {
+	return ApplyContainerOverrides(t.Definition.ContainerDefinitions, t.Overrides)
+}
+
+// ApplyContainerOverrides applies RunTask/StartTask container overrides to
+// container definitions: command, environmentFiles and resourceRequirements
+// replace the definition's; environment is merged by name (the override wins,
+// new names are appended); cpu, memory and memoryReservation replace the
+// definition's when set. Overrides naming no container are ignored.
+func ApplyContainerOverrides(defs []ecs.ContainerDefinition, o *ecs.TaskOverride) []ecs.ContainerDefinition {
+	out := make([]ecs.ContainerDefinition, len(defs))
+	copy(out, defs)
+	if o == nil {
+		return out
+	}
+	for _, co := range o.ContainerOverrides {
+		for i := range out {
+			c := &out[i]
+			if c.Name != co.Name {
+				continue
+			}
+			if co.Command != nil {
+				c.Command = co.Command
+			}
+			if co.Environment != nil {
+				c.Environment = mergeEnvironment(c.Environment, co.Environment)
+			}
+			if co.EnvironmentFiles != nil {
+				c.EnvironmentFiles = co.EnvironmentFiles
+			}
+			if co.ResourceRequirements != nil {
+				c.ResourceRequirements = co.ResourceRequirements
+			}
+			if co.Cpu != nil {
+				c.Cpu = *co.Cpu
+			}
+			if co.Memory != nil {
+				c.Memory = co.Memory
+			}
+			if co.MemoryReservation != nil {
+				c.MemoryReservation = co.MemoryReservation
+			}
+		}
+	}
+	return out
+}
+
+func mergeEnvironment(base, over []ecs.KeyValuePair) []ecs.KeyValuePair {
+	out := make([]ecs.KeyValuePair, 0, len(base)+len(over))
+	out = append(out, base...)
+	for _, kv := range over {
+		replaced := false
+		for i := range out {
+			if out[i].Name == kv.Name {
+				out[i].Value = kv.Value
+				replaced = true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -52,6 +52,12 @@ type RegisterRequest struct {
 	Fargate             bool            `json:"fargate,omitempty"`
 	External            bool            `json:"external,omitempty"`
 	CapacityProviderTag string          `json:"capacityProvider,omitempty"`
+	// Account and Region select the scope a new instance registers in when
+	// Cluster is a name rather than an ARN; "" means the server's defaults.
+	Account string `json:"account,omitempty"`
+	Region  string `json:"region,omitempty"`
+	// Tags are set on a new container instance.
+	Tags []ecs.Tag `json:"tags,omitempty"`
 }
 
 // RegisterResponse is the instance identity the agent keeps in its state file.
@@ -67,6 +73,21 @@ type ErrorResponse struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// Error codes of ErrorResponse. An agent holding a stored registration that
+// gets ErrUnknownInstance, ErrInactiveInstance or ErrInvalidCredential
+// registers anew with its join token; ErrInvalidJoinToken and
+// ErrRegistrationDisabled need an operator.
+const (
+	ErrBadRequest           = "BadRequest"                // 400: the request is malformed
+	ErrClusterNotFound      = "ClusterNotFound"           // 404: the named cluster does not exist (only "default" is created on demand)
+	ErrInvalidJoinToken     = "InvalidJoinToken"          // 401: the join token is missing or wrong
+	ErrRegistrationDisabled = "RegistrationDisabled"      // 403: the server has no join token configured
+	ErrInvalidCredential    = "InvalidInstanceCredential" // 401: the instance secret does not match
+	ErrUnknownInstance      = "UnknownInstance"           // 404: no such container instance (e.g. the server's state was wiped)
+	ErrInactiveInstance     = "InactiveInstance"          // 410: the instance was deregistered
+	ErrServer               = "ServerError"               // 500: retry later
+)
 
 // Message types on the websocket.
 const (
@@ -115,6 +136,15 @@ type TaskAssignment struct {
 	StoppedReason  string             `json:"stoppedReason,omitempty"`
 	ServiceName    string             `json:"serviceName,omitempty"`
 	PlatformFamily string             `json:"platformFamily,omitempty"`
+	// Cpu and Memory are the task-level sizes after overrides ("" when the
+	// definition sets none).
+	Cpu    string `json:"cpu,omitempty"`
+	Memory string `json:"memory,omitempty"`
+	// Containers are the task's containers as the server created them (names
+	// and container ARNs), Attachments its network attachments (awsvpc).
+	Containers           []ecs.Container  `json:"containers,omitempty"`
+	Attachments          []ecs.Attachment `json:"attachments,omitempty"`
+	EnableExecuteCommand bool             `json:"enableExecuteCommand,omitempty"`
 	// Version is the task record's store revision; the agent ignores an
 	// assignment older than one it has already seen.
 	Version int64 `json:"version"`

@@ -31,6 +31,7 @@ type serverFlags struct {
 	maxSkew         time.Duration
 	logLevel        string
 	logFormat       string
+	joinToken       string
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultAuth, defaultDataDir string) {
@@ -44,6 +45,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultAuth, defaultDataDir st
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", 15*time.Minute, "largest accepted difference between a request's X-Amz-Date and the server clock")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.joinToken, "join-token", "", "token agents register with (empty: generated once and kept in <data-dir>/join-token)")
 }
 
 // fromEnv fills every flag not given on the command line from ECSD_<FLAG>.
@@ -103,6 +105,7 @@ func (f *serverFlags) config(devMode bool) (controlplane.Config, error) {
 	}
 	cfg.Auth = auth.Config{Mode: mode, Credentials: creds, DefaultAccount: f.accountID, DefaultRegion: f.region, MaxSkew: f.maxSkew}
 	cfg.API.DevMode = devMode
+	cfg.API.JoinToken = f.joinToken
 	cfg.API.Version = version
 	return cfg, nil
 }

@@ -1,0 +1,570 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/ecsd/ecsd/api/ecs"
+	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/planner"
+	"github.com/ecsd/ecsd/resource"
+	"github.com/ecsd/ecsd/scheduler"
+	"github.com/ecsd/ecsd/store"
+)
+
+// What RunTask and StartTask share: validating the call, turning the task
+// definition and overrides into what one copy needs from an instance, and
+// building the new task records.
+
+const (
+	taskMaxStartedByLen      = 128
+	taskMaxGroupLen          = 255
+	taskMaxReferenceIDLen    = 64
+	taskMaxOverridesLen      = 8192
+	taskMaxTags              = 50
+	taskMinContainerMemory   = 6
+	taskManagedClusterTag    = "aws:ecs:clusterName"
+	taskAttachmentENI        = "ElasticNetworkInterface"
+	taskAttachmentPrecreated = "PRECREATED"
+	taskHealthUnknown        = ecs.HealthStatus("UNKNOWN")
+)
+
+// taskLaunchRequest is the part of RunTask and StartTask they have in common.
+type taskLaunchRequest struct {
+	taskDefinition       string
+	overrides            *ecs.TaskOverride
+	group                string
+	startedBy            string
+	referenceID          string
+	tags                 []ecs.Tag
+	propagateTags        ecs.PropagateTags
+	enableManagedTags    bool
+	enableExecuteCommand bool
+	networkConfiguration *ecs.NetworkConfiguration
+	volumeConfigurations []ecs.TaskVolumeConfiguration
+}
+
+// taskLaunch is a validated taskLaunchRequest: everything needed to place copies and
+// build their records.
+type taskLaunch struct {
+	scope      resource.Scope
+	cluster    string
+	clusterKey string
+	defKey     string
+	def        *resource.TaskDefinition // private copy
+	launchType ecs.LaunchType
+	overrides  *ecs.TaskOverride // as the task reports them
+	containers []ecs.ContainerDefinition
+	taskCPU    string
+	taskMemory string
+	need       scheduler.Task
+	reserve    resource.Usage
+	group      string
+	startedBy  string
+	refID      string
+	tags       []ecs.Tag
+	enableExec bool
+	netCfg     *ecs.NetworkConfiguration
+	longARN    bool
+	// defConstraints are the task definition's placement constraints.
+	defConstraints []scheduler.Constraint
+}
+
+// prepareLaunch validates r for launchType in the (already resolved, ACTIVE)
+// cluster. Nothing is written.
+func (s *Server) prepareLaunch(c *Call, r *taskLaunchRequest, cluster *resource.Cluster, launchType ecs.LaunchType) (*taskLaunch, error) {
+	scope := c.Scope()
+	if len(r.startedBy) > taskMaxStartedByLen {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "startedBy: must be at most %d characters; got %d.", taskMaxStartedByLen, len(r.startedBy))
+	}
+	if len(r.group) > taskMaxGroupLen {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "group: must be at most %d characters; got %d.", taskMaxGroupLen, len(r.group))
+	}
+	if len(r.referenceID) > taskMaxReferenceIDLen {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "referenceId: must be at most %d characters; got %d.", taskMaxReferenceIDLen, len(r.referenceID))
+	}
+	if len(r.volumeConfigurations) > 0 {
+		return nil, ecs.Errorf(ecs.CodeUnsupportedFeature, "volumeConfigurations: ecsd does not attach Amazon EBS volumes to tasks yet.")
+	}
+	def, defKey, err := resolveRunnableTaskDefinition(c.Snapshot(), scope, r.taskDefinition)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(def.Compatibilities, ecs.Compatibility(launchType)) {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "Task definition does not support launch_type %s.", launchType)
+	}
+	l := &taskLaunch{
+		scope: scope, cluster: cluster.ClusterName, clusterKey: scope.ClusterKey(cluster.ClusterName),
+		defKey: defKey, def: def, launchType: launchType,
+		startedBy: r.startedBy, refID: r.referenceID, enableExec: r.enableExecuteCommand,
+		longARN: s.longARNFormat(c, "task"),
+	}
+	l.group = r.group
+	if l.group == "" {
+		l.group = scheduler.FamilyGroup(def.Family)
+	}
+	if err := l.applyOverrides(r.overrides); err != nil {
+		return nil, err
+	}
+	if err := l.setNetwork(r.networkConfiguration); err != nil {
+		return nil, err
+	}
+	if l.tags, err = taskLaunchTags(r, def, cluster.ClusterName); err != nil {
+		return nil, err
+	}
+	l.computeNeeds()
+	for _, pc := range def.PlacementConstraints {
+		l.defConstraints = append(l.defConstraints, scheduler.Constraint{Type: string(pc.Type), Expression: pc.Expression})
+	}
+	return l, nil
+}
+
+// resolveRunnableTaskDefinition finds the revision ident names and refuses
+// revisions that cannot start new tasks (deregistered or being deleted).
+func resolveRunnableTaskDefinition(snap *cache.Snapshot, scope resource.Scope, ident string) (*resource.TaskDefinition, string, error) {
+	rec, key, err := resolveTaskDefinition(snap, scope, ident)
+	if err != nil {
+		return nil, "", err
+	}
+	if rec == nil {
+		return nil, "", ecs.Errorf(ecs.CodeClient, "TaskDefinition not found.")
+	}
+	switch rec.Status {
+	case ecs.TaskDefinitionStatusACTIVE:
+	case ecs.TaskDefinitionStatusINACTIVE:
+		return nil, "", ecs.Errorf(ecs.CodeInvalidParameter, "TaskDefinition is inactive")
+	default:
+		return nil, "", ecs.Errorf(ecs.CodeInvalidParameter, "TaskDefinition %s is being deleted (%s).", rec.TaskDefinitionArn, rec.Status)
+	}
+	return Clone(rec), key, nil
+}
+
+// applyOverrides validates the call's overrides against the definition and
+// records the effective containers and task size.
+func (l *taskLaunch) applyOverrides(in *ecs.TaskOverride) error {
+	o := &ecs.TaskOverride{}
+	if in != nil {
+		o = Clone(in)
+	}
+	if b, _ := json.Marshal(o); len(b) > taskMaxOverridesLen {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "Container Overrides length must be at most %d; got %d.", taskMaxOverridesLen, len(b))
+	}
+	given := map[string]ecs.ContainerOverride{}
+	for i, co := range o.ContainerOverrides {
+		p := "overrides.containerOverrides[" + strconv.Itoa(i) + "]"
+		switch {
+		case co.Name == "":
+			return ecs.Errorf(ecs.CodeInvalidParameter, "%s.name is required.", p)
+		case !slices.ContainsFunc(l.def.ContainerDefinitions, func(d ecs.ContainerDefinition) bool { return d.Name == co.Name }):
+			return ecs.Errorf(ecs.CodeInvalidParameter, "Override for container named %s is not a container in the TaskDefinition.", co.Name)
+		case given[co.Name].Name != "":
+			return ecs.Errorf(ecs.CodeInvalidParameter, "%s: container %s is overridden more than once.", p, co.Name)
+		case co.Cpu != nil && *co.Cpu < 0:
+			return ecs.Errorf(ecs.CodeInvalidParameter, "%s.cpu: must not be negative.", p)
+		case co.Memory != nil && *co.Memory < taskMinContainerMemory:
+			return ecs.Errorf(ecs.CodeInvalidParameter, "Invalid 'memory' setting for container '%s'. The value must be at least %d MiB.", co.Name, taskMinContainerMemory)
+		case co.MemoryReservation != nil && *co.MemoryReservation < taskMinContainerMemory:
+			return ecs.Errorf(ecs.CodeInvalidParameter, "Invalid 'memoryReservation' setting for container '%s'. The value must be at least %d MiB.", co.Name, taskMinContainerMemory)
+		}
+		for j, kv := range co.Environment {
+			if kv.Name == "" {
+				return ecs.Errorf(ecs.CodeInvalidParameter, "%s.environment[%d].name is required.", p, j)
+			}
+		}
+		given[co.Name] = co
+	}
+	var err error
+	cpu, mem := l.def.Cpu, l.def.Memory
+	if o.Cpu != "" {
+		if cpu, _, err = parseTaskDefCPU(o.Cpu); err != nil {
+			return overrideErr("overrides.cpu", err)
+		}
+		o.Cpu = cpu
+	}
+	if o.Memory != "" {
+		if mem, _, err = parseTaskDefMemory(o.Memory); err != nil {
+			return overrideErr("overrides.memory", err)
+		}
+		o.Memory = mem
+	}
+	l.taskCPU, l.taskMemory = cpu, mem
+	l.containers = resource.ApplyContainerOverrides(l.def.ContainerDefinitions, o)
+	taskMem, _ := strconv.Atoi(mem)
+	for _, ct := range l.containers {
+		if ct.Memory != nil && ct.MemoryReservation != nil && *ct.MemoryReservation > *ct.Memory {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "Invalid setting for container '%s'. 'memoryReservation' must be less than or equal to 'memory'.", ct.Name)
+		}
+		if taskMem > 0 && ct.Memory != nil && int(*ct.Memory) > taskMem {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "The 'memory' setting for container '%s' is greater than for the task.", ct.Name)
+		}
+	}
+	// The task reports one override entry per container, in definition order:
+	// the one given, or just the name (as ECS answers).
+	wire := make([]ecs.ContainerOverride, 0, len(l.def.ContainerDefinitions))
+	for _, d := range l.def.ContainerDefinitions {
+		if co, ok := given[d.Name]; ok {
+			wire = append(wire, co)
+		} else {
+			wire = append(wire, ecs.ContainerOverride{Name: d.Name})
+		}
+	}
+	o.ContainerOverrides = wire
+	o.InferenceAcceleratorOverrides = wireList(o.InferenceAcceleratorOverrides)
+	l.overrides = o
+	return nil
+}
+
+// overrideErr renames a task definition size error for the override field.
+func overrideErr(field string, err error) error {
+	var e *ecs.Error
+	if errors.As(err, &e) {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "%s: %s", field, e.Message)
+	}
+	return err
+}
+
+// setNetwork applies ECS's rules for networkConfiguration: required for
+// awsvpc definitions (with at least one subnet), refused for other modes.
+func (l *taskLaunch) setNetwork(nc *ecs.NetworkConfiguration) error {
+	mode := taskDefNetworkMode(&l.def.TaskDefinition)
+	hasCfg := nc != nil && nc.AwsvpcConfiguration != nil
+	if mode != ecs.NetworkModeAwsvpc {
+		if hasCfg {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "Network Configuration is not valid for the given networkMode of this task definition.")
+		}
+		return nil
+	}
+	if !hasCfg {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+	}
+	vpc := nc.AwsvpcConfiguration
+	if len(vpc.Subnets) == 0 {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "subnets can not be empty.")
+	}
+	if len(vpc.Subnets) > 16 {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "networkConfiguration.awsvpcConfiguration.subnets: at most 16 subnets are allowed; got %d.", len(vpc.Subnets))
+	}
+	if len(vpc.SecurityGroups) > 5 {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "networkConfiguration.awsvpcConfiguration.securityGroups: at most 5 security groups are allowed; got %d.", len(vpc.SecurityGroups))
+	}
+	for i, sn := range vpc.Subnets {
+		if strings.TrimSpace(sn) == "" {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "networkConfiguration.awsvpcConfiguration.subnets[%d] is empty.", i)
+		}
+	}
+	if vpc.AssignPublicIp == ecs.AssignPublicIpENABLED {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "Assign public IP is not supported for this launch type.")
+	}
+	l.netCfg = Clone(nc)
+	return nil
+}
+
+// taskLaunchTags is the task's tag list: the definition's when propagated, then
+// the call's (which win on the same key), then ECS's managed tags.
+func taskLaunchTags(r *taskLaunchRequest, def *resource.TaskDefinition, cluster string) ([]ecs.Tag, error) {
+	if err := validateClusterTags("tags", r.tags); err != nil {
+		return nil, err
+	}
+	var tags []ecs.Tag
+	switch r.propagateTags {
+	case "", ecs.PropagateTagsNONE:
+	case ecs.PropagateTagsTASKDEFINITION:
+		tags = slices.Clone(def.Tags)
+	default:
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "propagateTags: %s is only valid for tasks started by a service; use TASK_DEFINITION or NONE.", r.propagateTags)
+	}
+	tags = mergeTags(tags, r.tags)
+	if countUserTags(tags) > taskMaxTags {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "tags: a task can have at most %d tags; with the task definition's it would have %d.", taskMaxTags, countUserTags(tags))
+	}
+	if r.enableManagedTags {
+		tags = mergeTags(tags, []ecs.Tag{{Key: taskManagedClusterTag, Value: cluster}})
+	}
+	return tags, nil
+}
+
+// computeNeeds derives what one copy takes from an instance. CPU is the task's
+// cpu when set, else the sum of the containers'; memory the task's memory when
+// set, else the sum over containers of memoryReservation (what ECS reserves
+// when given) or memory. Static host ports: bridge mode's hostPort > 0; host
+// mode's containerPort (the host port it must equal); awsvpc and none use none.
+func (l *taskLaunch) computeNeeds() {
+	var cpu, mem int64
+	if n, err := strconv.ParseInt(l.taskCPU, 10, 64); err == nil {
+		cpu = n
+	} else {
+		for _, c := range l.containers {
+			cpu += int64(c.Cpu)
+		}
+	}
+	if n, err := strconv.ParseInt(l.taskMemory, 10, 64); err == nil {
+		mem = n
+	} else {
+		for _, c := range l.containers {
+			switch {
+			case c.MemoryReservation != nil:
+				mem += int64(*c.MemoryReservation)
+			case c.Memory != nil:
+				mem += int64(*c.Memory)
+			}
+		}
+	}
+	mode := taskDefNetworkMode(&l.def.TaskDefinition)
+	var tcp, udp []int32
+	for _, c := range l.containers {
+		for _, pm := range c.PortMappings {
+			var port int32
+			switch mode {
+			case ecs.NetworkModeBridge:
+				if pm.HostPort != nil {
+					port = *pm.HostPort
+				}
+			case ecs.NetworkModeHost:
+				if pm.HostPort != nil {
+					port = *pm.HostPort
+				} else if pm.ContainerPort != nil {
+					port = *pm.ContainerPort
+				}
+			}
+			if port <= 0 {
+				continue
+			}
+			if pm.Protocol == ecs.TransportProtocolUdp {
+				udp = append(udp, port)
+			} else {
+				tcp = append(tcp, port)
+			}
+		}
+	}
+	l.need = scheduler.Task{CPU: cpu, Memory: mem, TCPPorts: tcp, UDPPorts: udp, NetworkMode: string(mode)}
+	for _, a := range l.def.RequiresAttributes {
+		l.need.RequiredAttributes = append(l.need.RequiredAttributes, scheduler.Attribute{Name: a.Name, Value: a.Value})
+	}
+	l.reserve = resource.Usage{CPU: cpu, Memory: mem, TCPPorts: slices.Clone(tcp), UDPPorts: slices.Clone(udp)}
+}
+
+// checkStillRunnable re-reads the cluster and the definition in snap (a plan
+// may run on a newer snapshot than the call's) and returns the conditions the
+// plan's transaction must hold: neither changed since.
+func (l *taskLaunch) checkStillRunnable(snap *cache.Snapshot) ([]store.Op, error) {
+	ce, ok := snap.Get(l.clusterKey)
+	if cl, isCluster := taskObjAs[resource.Cluster](ce, ok); !isCluster || cl.Status != clusterStatusActive {
+		return nil, errClusterNotFound()
+	}
+	de, ok := snap.Get(l.defKey)
+	d, isDef := taskObjAs[resource.TaskDefinition](de, ok)
+	if !isDef {
+		return nil, ecs.Errorf(ecs.CodeClient, "TaskDefinition not found.")
+	}
+	if d.Status != ecs.TaskDefinitionStatusACTIVE {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "TaskDefinition is inactive")
+	}
+	return []store.Op{store.Check(l.clusterKey, ce.Rev), store.Check(l.defKey, de.Rev)}, nil
+}
+
+func taskObjAs[T any](e *cache.Entry, ok bool) (*T, bool) {
+	if !ok || e == nil {
+		return nil, false
+	}
+	v, ok := e.Obj.(*T)
+	return v, ok
+}
+
+// newTask builds the record of one copy placed on ci (PROVISIONING for awsvpc
+// tasks, whose network interface comes first; PENDING otherwise, as ECS
+// reports EC2 tasks).
+func (l *taskLaunch) newTask(c *Call, ci *resource.ContainerInstance) *resource.Task {
+	id := strings.ReplaceAll(uuid.NewString(), "-", "")
+	arn := l.scope.TaskARN(l.cluster, id)
+	if !l.longARN {
+		arn = "arn:aws:ecs:" + l.scope.Region + ":" + l.scope.Account + ":task/" + id
+	}
+	t := &resource.Task{
+		Scope: l.scope, Cluster: l.cluster, ID: id, InstanceID: ci.ID,
+		Definition: l.def.TaskDefinition, Reserved: l.reserve, ReferenceID: l.refID,
+		NetworkConfiguration: l.netCfg,
+	}
+	status := taskStatusPending
+	if l.netCfg != nil {
+		status = taskStatusProvisioning
+	}
+	t.Task = ecs.Task{
+		TaskArn:               arn,
+		ClusterArn:            l.scope.ClusterARN(l.cluster),
+		TaskDefinitionArn:     l.def.TaskDefinitionArn,
+		ContainerInstanceArn:  ci.ContainerInstanceArn,
+		Overrides:             l.overrides,
+		LastStatus:            status,
+		DesiredStatus:         taskStatusRunning,
+		Cpu:                   l.taskCPU,
+		Memory:                l.taskMemory,
+		CreatedAt:             ecs.NewTime(c.Now),
+		Version:               1,
+		LaunchType:            l.launchType,
+		Group:                 l.group,
+		StartedBy:             l.startedBy,
+		Tags:                  slices.Clone(l.tags),
+		EnableExecuteCommand:  l.enableExec,
+		HealthStatus:          taskHealthUnknown,
+		AvailabilityZone:      taskInstanceAttr(ci, scheduler.AZAttribute),
+		Attachments:           []ecs.Attachment{},
+		Containers:            make([]ecs.Container, 0, len(l.containers)),
+		InferenceAccelerators: slices.Clone(l.def.InferenceAccelerators),
+		EphemeralStorage:      l.def.EphemeralStorage,
+	}
+	if t.Cpu == "" && l.need.CPU > 0 {
+		t.Cpu = strconv.FormatInt(l.need.CPU, 10)
+	}
+	if t.Memory == "" && l.need.Memory > 0 {
+		t.Memory = strconv.FormatInt(l.need.Memory, 10)
+	}
+	if arch := taskInstanceAttr(ci, "ecs.cpu-architecture"); arch != "" {
+		t.Attributes = []ecs.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
+	}
+	var eniID string
+	if l.netCfg != nil {
+		eniID = uuid.NewString()
+		t.Attachments = []ecs.Attachment{{
+			Id: eniID, Type: taskAttachmentENI, Status: taskAttachmentPrecreated,
+			Details: []ecs.KeyValuePair{{Name: "subnetId", Value: l.netCfg.AwsvpcConfiguration.Subnets[0]}},
+		}}
+	}
+	for _, cd := range l.containers {
+		ct := ecs.Container{
+			ContainerArn:      l.scope.ContainerARN(l.cluster, id, uuid.NewString()),
+			TaskArn:           arn,
+			Name:              cd.Name,
+			Image:             cd.Image,
+			LastStatus:        containerStatusPending,
+			NetworkInterfaces: []ecs.NetworkInterface{},
+			Cpu:               strconv.Itoa(int(cd.Cpu)),
+			HealthStatus:      taskHealthUnknown,
+		}
+		if cd.Memory != nil {
+			ct.Memory = strconv.Itoa(int(*cd.Memory))
+		}
+		if cd.MemoryReservation != nil {
+			ct.MemoryReservation = strconv.Itoa(int(*cd.MemoryReservation))
+		}
+		t.Containers = append(t.Containers, ct)
+	}
+	return t
+}
+
+func taskInstanceAttr(ci *resource.ContainerInstance, name string) string {
+	for _, a := range ci.Attributes {
+		if a.Name == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// taskPlacementInstances is the scheduler's view of the cluster's container
+// instances that can take tasks of launchType: registered resources less what
+// tasks hold, whether the agent is connected, and the task groups and running
+// tasks on each. Deregistered instances are left out. Instances a client
+// registered through the API (no agent) count as connected: ECS places onto
+// them, so clients can exercise placement without agents.
+func (s *Server) taskPlacementInstances(snap *cache.Snapshot, scope resource.Scope, cluster string, c *Call, lt ecs.LaunchType) ([]scheduler.Instance, map[string]*resource.ContainerInstance) {
+	byID := map[string]*resource.ContainerInstance{}
+	var views []scheduler.Instance
+	index := map[string]int{}
+	timeout := 3 * s.cfg.HeartbeatInterval
+	snap.Walk(scope.KindPrefix(resource.KindContainerInstance, cluster), func(e *cache.Entry) bool {
+		ci, ok := e.Obj.(*resource.ContainerInstance)
+		if !ok || ci.Cluster != cluster || ci.Status == resource.InstanceInactive || ci.Fargate {
+			return true
+		}
+		if lt != "" && ci.External != (lt == ecs.LaunchTypeEXTERNAL) {
+			return true
+		}
+		connected := ci.SecretHash == ""
+		if !connected {
+			p, _ := Peek[resource.Presence](snap, scope.PresenceKey(cluster, ci.ID))
+			connected = p.Alive(c.Now, timeout)
+		}
+		v := taskInstanceView(ci, connected)
+		index[ci.ID] = len(views)
+		views = append(views, v)
+		byID[ci.ID] = ci
+		return true
+	})
+	if len(views) == 0 {
+		return views, byID
+	}
+	snap.Walk(scope.KindPrefix(resource.KindTask, cluster), func(e *cache.Entry) bool {
+		t, ok := e.Obj.(*resource.Task)
+		if !ok || t.InstanceID == "" || t.LastStatus == taskStatusStopped {
+			return true
+		}
+		i, ok := index[t.InstanceID]
+		if !ok {
+			return true
+		}
+		views[i].GroupTasks[t.Group]++
+		if t.LastStatus == taskStatusRunning {
+			views[i].RunningTasks++
+		}
+		return true
+	})
+	return views, byID
+}
+
+// taskPlacementSeed makes a call's random choices repeatable from its request ID.
+func taskPlacementSeed(c *Call) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(c.RequestID))
+	return int64(h.Sum64() >> 1)
+}
+
+// taskPlacementFailures turns the scheduler's explanation into RunTask's
+// failures[]: one entry per instance that refused (ECS's form), else one per
+// distinct reason.
+func taskPlacementFailures(p scheduler.Plan) []ecs.Failure {
+	var out []ecs.Failure
+	if len(p.InstanceFailures) > 0 {
+		for _, f := range p.InstanceFailures {
+			out = append(out, ecs.Failure{Arn: f.ARN, Reason: f.Reason, Detail: f.Detail})
+		}
+		return out
+	}
+	for _, f := range p.Failures {
+		fl := ecs.Failure{Arn: f.ARN, Reason: f.Reason, Detail: f.Detail}
+		if !slices.Contains(out, fl) {
+			out = append(out, fl)
+		}
+	}
+	return out
+}
+
+// taskPlacementParamError maps the scheduler's validation errors to
+// InvalidParameterException.
+func taskPlacementParamError(err error) error {
+	if errors.Is(err, scheduler.ErrInvalidParameter) {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "%v", err)
+	}
+	return fmt.Errorf("placement: %w", err)
+}
+
+// taskInstanceView completes the planner's view of an instance with what the
+// cluster query language and the strategies read.
+func taskInstanceView(ci *resource.ContainerInstance, connected bool) scheduler.Instance {
+	v := planner.InstanceView(ci, connected)
+	v.GroupTasks = map[string]int{}
+	v.EC2InstanceID = ci.Ec2InstanceId
+	if ci.VersionInfo != nil {
+		v.AgentVersion = ci.VersionInfo.AgentVersion
+	}
+	if ci.RegisteredAt != nil {
+		v.RegisteredAt = ci.RegisteredAt.Time
+	}
+	return v
+}

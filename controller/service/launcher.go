@@ -1,0 +1,313 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ecsd/ecsd/api/ecs"
+	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/controller/runtime"
+	"github.com/ecsd/ecsd/planner"
+	"github.com/ecsd/ecsd/resource"
+	"github.com/ecsd/ecsd/scheduler"
+)
+
+// TaskLauncher starts and stops a service's tasks. The controller decides;
+// the launcher writes.
+type TaskLauncher interface {
+	// Launch places and starts count tasks of dep (on instanceID only, when
+	// set). It returns the tasks it started; when some could not be placed
+	// the error is a *PlacementError (with the tasks that were).
+	Launch(ctx context.Context, svc *resource.Service, dep *resource.Deployment, count int, instanceID string) ([]*resource.Task, error)
+	// Stop asks tasks to stop (desired status STOPPED); tasks that were never
+	// placed stop at once.
+	Stop(ctx context.Context, scope resource.Scope, cluster string, taskIDs []string, stopCode, reason string) error
+}
+
+// PlacementError says why tasks could not be placed.
+type PlacementError struct {
+	Failure  scheduler.Failure
+	Unplaced int
+}
+
+func (e *PlacementError) Error() string {
+	return fmt.Sprintf("%d tasks could not be placed: %s", e.Unplaced, e.Failure.Reason)
+}
+
+// PlannerLauncher writes task records through the planner: placement and
+// resource accounting commit in one transaction.
+//
+// TODO(unify): RunTask (apiserver, tasks helper) builds its resource.Task the
+// same way from a definition and overrides; the lead will move both onto one
+// shared task builder. Keep this one small until then.
+type PlannerLauncher struct {
+	Planner *planner.Planner
+	Clock   runtime.Clock
+	// AgentTimeout is how long an agent counts as connected after its last
+	// heartbeat (placement skips disconnected instances).
+	AgentTimeout time.Duration
+}
+
+var _ TaskLauncher = (*PlannerLauncher)(nil)
+
+// errNoDefinition is a launch that cannot happen until the service changes.
+var errNoDefinition = errors.New("task definition not found")
+
+// batchSize bounds the tasks one transaction writes: each task is a create
+// and may touch an instance, and etcd refuses transactions of more than 128
+// operations by default.
+const batchSize = 50
+
+func (l *PlannerLauncher) Launch(ctx context.Context, svc *resource.Service, dep *resource.Deployment, count int, instanceID string) ([]*resource.Task, error) {
+	var all []*resource.Task
+	for count > 0 {
+		n := min(count, batchSize)
+		tasks, err := l.launchBatch(ctx, svc, dep, n, instanceID)
+		all = append(all, tasks...)
+		if err != nil {
+			var pe *PlacementError
+			if errors.As(err, &pe) {
+				pe.Unplaced += count - n
+			}
+			return all, err
+		}
+		count -= n
+	}
+	return all, nil
+}
+
+func (l *PlannerLauncher) launchBatch(ctx context.Context, svc *resource.Service, dep *resource.Deployment, count int, instanceID string) ([]*resource.Task, error) {
+	scope, cluster := svc.Scope, svc.Cluster
+	var failure *PlacementError
+	plan, _, err := l.Planner.Commit(ctx, func(snap *cache.Snapshot) (planner.Plan, error) {
+		failure = nil
+		now := l.Clock.Now().UTC()
+		rtd, err := definition(snap, scope, dep.TaskDefinition)
+		if err != nil {
+			return planner.Plan{}, err
+		}
+		td := &rtd.TaskDefinition
+		cv := viewCluster(snap, scope, cluster, now, l.AgentTimeout)
+		views := cv.views
+		if instanceID != "" {
+			views = nil
+			for _, v := range cv.views {
+				if v.ID == instanceID {
+					views = append(views, v)
+				}
+			}
+		}
+		strategies := Strategies(dep.PlacementStrategy)
+		if len(strategies) == 0 && svc.SchedulingStrategy != ecs.SchedulingStrategyDAEMON {
+			strategies = scheduler.DefaultServiceStrategy()
+		}
+		need := taskNeeds(td)
+		req := scheduler.Request{Task: need, Count: count, Group: scheduler.ServiceGroup(svc.ServiceName),
+			Strategies: strategies, Constraints: placementConstraints(td, dep), Seed: seed(dep.Id, snap.Rev())}
+		p := scheduler.Place(views, req)
+		if len(p.Failures) > 0 {
+			failure = &PlacementError{Failure: p.Failures[0], Unplaced: len(p.Failures)}
+			if p.NoInstances || len(views) == 0 {
+				failure.Failure.Reason = scheduler.ReasonNoInstances
+			}
+		}
+		byID := map[string]*resource.ContainerInstance{}
+		for _, ci := range cv.instances {
+			byID[ci.ID] = ci
+		}
+		tasks := make([]*resource.Task, 0, len(p.Placements))
+		for _, pl := range p.Placements {
+			t := newTask(svc, dep, td, byID[pl.InstanceID], need, now)
+			if svc.PropagateTags == ecs.PropagateTagsTASKDEFINITION {
+				t.Tags = append(append([]ecs.Tag(nil), rtd.Tags...), t.Tags...)
+			}
+			tasks = append(tasks, t)
+		}
+		return planner.Plan{Tasks: tasks}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if failure != nil {
+		return plan.Tasks, failure
+	}
+	return plan.Tasks, nil
+}
+
+// definition resolves a deployment's task definition ARN in snap.
+func definition(snap *cache.Snapshot, scope resource.Scope, arn string) (*resource.TaskDefinition, error) {
+	a, err := resource.ParseARN(arn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", errNoDefinition, arn)
+	}
+	key, _, ok := resource.ResolveARN(a)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", errNoDefinition, arn)
+	}
+	e, found := snap.Get(key)
+	if !found {
+		return nil, fmt.Errorf("%w: %s", errNoDefinition, arn)
+	}
+	td, ok := e.Obj.(*resource.TaskDefinition)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", errNoDefinition, arn)
+	}
+	return td, nil
+}
+
+func seed(depID string, rev int64) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(depID))
+	return int64(h.Sum64()>>1) ^ rev
+}
+
+// newTask builds a service task as ECS shows one at launch: PROVISIONING,
+// desired RUNNING, containers PENDING, group service:<name>, startedBy the
+// deployment id, the definition copied, the reservation charged.
+func newTask(svc *resource.Service, dep *resource.Deployment, td *ecs.TaskDefinition, ci *resource.ContainerInstance, need scheduler.Task, now time.Time) *resource.Task {
+	scope, cluster := svc.Scope, svc.Cluster
+	id := strings.ReplaceAll(uuid.NewString(), "-", "")
+	arn := scope.TaskARN(cluster, id)
+	t := &resource.Task{
+		Task: ecs.Task{
+			TaskArn:              arn,
+			ClusterArn:           scope.ClusterARN(cluster),
+			TaskDefinitionArn:    td.TaskDefinitionArn,
+			LastStatus:           "PROVISIONING",
+			DesiredStatus:        statusRunning,
+			LaunchType:           dep.LaunchType,
+			Group:                scheduler.ServiceGroup(svc.ServiceName),
+			StartedBy:            dep.Id,
+			Cpu:                  td.Cpu,
+			Memory:               td.Memory,
+			CreatedAt:            ecs.NewTime(now),
+			HealthStatus:         ecs.HealthStatusUNKNOWN,
+			EnableExecuteCommand: svc.EnableExecuteCommand,
+			Version:              1,
+			Overrides:            &ecs.TaskOverride{ContainerOverrides: []ecs.ContainerOverride{}, InferenceAcceleratorOverrides: []ecs.InferenceAcceleratorOverride{}},
+			Attachments:          []ecs.Attachment{},
+			Attributes:           []ecs.Attribute{},
+		},
+		Scope:        scope,
+		Cluster:      cluster,
+		ID:           id,
+		Definition:   *td,
+		Reserved:     resource.Usage{CPU: need.CPU, Memory: need.Memory, TCPPorts: need.TCPPorts, UDPPorts: need.UDPPorts},
+		ServiceName:  svc.ServiceName,
+		DeploymentID: dep.Id,
+	}
+	if t.LaunchType == "" && len(dep.CapacityProviderStrategy) == 0 {
+		t.LaunchType = ecs.LaunchTypeEC2
+	}
+	if ci != nil {
+		t.InstanceID = ci.ID
+		t.ContainerInstanceArn = ci.ContainerInstanceArn
+		for _, a := range ci.Attributes {
+			if a.Name == scheduler.AZAttribute {
+				t.AvailabilityZone = a.Value
+			}
+		}
+	}
+	for _, c := range td.ContainerDefinitions {
+		t.Overrides.ContainerOverrides = append(t.Overrides.ContainerOverrides, ecs.ContainerOverride{Name: c.Name})
+		cont := ecs.Container{
+			ContainerArn:      scope.ContainerARN(cluster, id, uuid.NewString()),
+			TaskArn:           arn,
+			Name:              c.Name,
+			Image:             c.Image,
+			LastStatus:        "PENDING",
+			Cpu:               strconv.Itoa(int(c.Cpu)),
+			NetworkInterfaces: []ecs.NetworkInterface{},
+		}
+		if c.Memory != nil {
+			cont.Memory = strconv.Itoa(int(*c.Memory))
+		}
+		if c.MemoryReservation != nil {
+			cont.MemoryReservation = strconv.Itoa(int(*c.MemoryReservation))
+		}
+		if c.HealthCheck != nil {
+			cont.HealthStatus = ecs.HealthStatusUNKNOWN
+		}
+		t.Containers = append(t.Containers, cont)
+	}
+	t.Tags = taskTags(svc, td)
+	return t
+}
+
+// taskTags are the tags a service's task gets: the service's (propagateTags
+// SERVICE; the definition's are added by Launch) and ECS's managed tags when
+// enabled.
+func taskTags(svc *resource.Service, td *ecs.TaskDefinition) []ecs.Tag {
+	var tags []ecs.Tag
+	switch svc.PropagateTags {
+	case ecs.PropagateTagsSERVICE:
+		tags = append(tags, svc.Tags...)
+	}
+	if svc.EnableECSManagedTags {
+		tags = append(tags,
+			ecs.Tag{Key: "aws:ecs:clusterName", Value: svc.Cluster},
+			ecs.Tag{Key: "aws:ecs:serviceName", Value: svc.ServiceName})
+	}
+	return tags
+}
+
+// Stop asks each task to stop: desired STOPPED, the stop code and reason, and
+// stoppingAt; a task never placed is STOPPED at once (nothing runs it).
+func (l *PlannerLauncher) Stop(ctx context.Context, scope resource.Scope, cluster string, taskIDs []string, stopCode, reason string) error {
+	for len(taskIDs) > batchSize {
+		if err := l.Stop(ctx, scope, cluster, taskIDs[:batchSize], stopCode, reason); err != nil {
+			return err
+		}
+		taskIDs = taskIDs[batchSize:]
+	}
+	_, _, err := l.Planner.Update(ctx, func(snap *cache.Snapshot) ([]*resource.Task, error) {
+		now := l.Clock.Now().UTC()
+		var out []*resource.Task
+		for _, id := range taskIDs {
+			e, ok := snap.Get(scope.TaskKey(cluster, id))
+			if !ok {
+				continue
+			}
+			cur, ok := e.Obj.(*resource.Task)
+			if !ok || cur.LastStatus == statusStopped || cur.DesiredStatus == statusStopped {
+				continue
+			}
+			t, err := cloneTask(e.Key, cur)
+			if err != nil {
+				return nil, err
+			}
+			t.DesiredStatus = statusStopped
+			t.StopCode = ecs.TaskStopCode(stopCode)
+			t.StoppedReason = reason
+			t.StoppingAt = ecs.NewTime(now)
+			t.Version++
+			if t.InstanceID == "" {
+				t.LastStatus = statusStopped
+				t.StoppedAt = ecs.NewTime(now)
+				t.ExecutionStoppedAt = ecs.NewTime(now)
+			}
+			out = append(out, t)
+		}
+		return out, nil
+	})
+	return err
+}
+
+func cloneTask(key string, t *resource.Task) (*resource.Task, error) {
+	obj, err := resource.Decode(key, resource.Encode(t))
+	if err != nil {
+		return nil, err
+	}
+	out, ok := obj.(*resource.Task)
+	if !ok {
+		return nil, fmt.Errorf("service: %s is not a task", key)
+	}
+	return out, nil
+}

@@ -1,0 +1,71 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/ecsd/ecsd/controller/runtime"
+	servicectl "github.com/ecsd/ecsd/controller/service"
+	"github.com/ecsd/ecsd/controller/taskgc"
+)
+
+// ControllersConfig configures the controllers (they run on the elected
+// leader only; every server serves the API).
+type ControllersConfig struct {
+	// Disabled runs no controllers on this server (an API-only replica).
+	Disabled bool
+	// ID names this server in the leader election (default host:pid).
+	ID string
+	// LeaseTTL is how long a leader that stopped renewing keeps leading
+	// (default 10s).
+	LeaseTTL time.Duration
+	// Service tunes the service scheduler.
+	Service servicectl.Config
+	// StoppedTaskRetention is how long STOPPED tasks stay describable before
+	// the collector deletes them (default 1 h).
+	StoppedTaskRetention time.Duration
+}
+
+// Controllers are the running controllers and their manager.
+type Controllers struct {
+	Manager *runtime.Manager
+	Service *servicectl.Controller
+}
+
+// startControllers starts the controller manager: it campaigns in the etcd
+// election and runs the controllers while this server leads.
+func (cp *ControlPlane) startControllers(ctx context.Context, cfg ControllersConfig, log *slog.Logger) {
+	if cfg.Disabled {
+		return
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = 10 * time.Second
+	}
+	sc := cfg.Service
+	if sc.Logger == nil {
+		sc.Logger = log
+	}
+	svc := servicectl.New(sc, cp.Store, cp.Cache, nil)
+	elector := cp.Store.Elector("controllers", cfg.ID, cfg.LeaseTTL)
+	var _ runtime.LeaderElector = elector
+	ctrls := []runtime.Controller{svc}
+	if gc, err := taskgc.New(taskgc.Config{Store: cp.Store, Cache: cp.Cache, Retention: cfg.StoppedTaskRetention, Logger: log}); err != nil {
+		log.Error("task collector not started", "err", err)
+	} else {
+		ctrls = append(ctrls, gc)
+	}
+	mgr := runtime.NewManager(elector, log, ctrls...)
+	cp.Controllers = &Controllers{Manager: mgr, Service: svc}
+	cp.wg.Add(1)
+	go func() {
+		defer cp.wg.Done()
+		mgr.Run(ctx)
+	}()
+}
