@@ -136,9 +136,16 @@ func TestNodeEndToEnd(t *testing.T) {
 	instanceArn = n.Session().InstanceARN()
 
 	cl := testenv.NewClient(cp.URL(), "AKIDTEST", "secret", "us-east-1")
-	ci, err := cl.DescribeContainerInstances(ctx, &awsecs.DescribeContainerInstancesInput{ContainerInstances: []string{instanceArn}})
-	if err != nil || len(ci.ContainerInstances) != 1 {
-		t.Fatalf("describe instance: %+v %v", ci, err)
+	// The server records the connection a moment after the agent sees it open.
+	var ci *awsecs.DescribeContainerInstancesOutput
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ci, err = cl.DescribeContainerInstances(ctx, &awsecs.DescribeContainerInstancesInput{ContainerInstances: []string{instanceArn}})
+		if err != nil || len(ci.ContainerInstances) != 1 {
+			t.Fatalf("describe instance: %+v %v", ci, err)
+		}
+		if ci.ContainerInstances[0].AgentConnected || time.Now().After(deadline) {
+			break
+		}
 	}
 	inst := ci.ContainerInstances[0]
 	if !inst.AgentConnected || aws.ToString(inst.VersionInfo.AgentVersion) != "test" || !strings.HasPrefix(aws.ToString(inst.VersionInfo.DockerVersion), "DockerVersion: ") {

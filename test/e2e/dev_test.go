@@ -23,7 +23,9 @@ func TestDev(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	p := startECSD(t, ecsdOpts{Mode: "dev"})
+	// The in-process agent would register into (and re-create) the default
+	// cluster, which these cluster counts do not expect; agent/node covers it.
+	p := startECSD(t, ecsdOpts{Mode: "dev", Env: []string{"ECSD_AGENT=false"}})
 
 	t.Run("quickstart", func(t *testing.T) {
 		// The instructions are printed once serving; /healthz can answer a moment before.
