@@ -53,27 +53,18 @@ type agentHub struct {
 	defaultScope resource.Scope
 }
 
-// agentHubs maps each Server to its hub. (A field on Server would do; the hub
-// lives here so the agent channel stays in its own files.)
-var agentHubs sync.Map // *Server → *agentHub
-
-// agents returns the server's hub, creating it (and subscribing it to the
-// cache) on first use.
-func (s *Server) agents() *agentHub {
-	if h, ok := agentHubs.Load(s); ok {
-		return h.(*agentHub)
-	}
+// newAgentHub creates the server's hub and subscribes it to the cache, so task
+// changes reach the connected agents.
+func newAgentHub(s *Server) *agentHub {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &agentHub{s: s, ctx: ctx, cancel: cancel, conns: map[string]*agentConn{},
 		defaultScope: resource.Scope{Account: auth.DefaultAccount, Region: auth.DefaultRegion}}
-	actual, loaded := agentHubs.LoadOrStore(s, h)
-	if loaded {
-		cancel()
-		return actual.(*agentHub)
-	}
 	s.cache.Subscribe(h.onChange)
 	return h
 }
+
+// agents returns the server's hub.
+func (s *Server) agents() *agentHub { return s.hub }
 
 // SetAgentDefaultScope sets the account and region agents register in when
 // they name their cluster by name (the server's default account and region).
@@ -88,11 +79,7 @@ func (s *Server) SetAgentDefaultScope(scope resource.Scope) {
 // when this one is back) and waits, up to timeout, for their connections to
 // record the disconnect.
 func (s *Server) CloseAgents(timeout time.Duration) {
-	v, ok := agentHubs.Load(s)
-	if !ok {
-		return
-	}
-	h := v.(*agentHub)
+	h := s.hub
 	h.mu.Lock()
 	h.closed = true
 	conns := make([]*agentConn, 0, len(h.conns))
@@ -111,7 +98,6 @@ func (s *Server) CloseAgents(timeout time.Duration) {
 		s.log.Warn("agent connections did not finish in time", "timeout", timeout)
 	}
 	h.cancel()
-	agentHubs.Delete(s)
 }
 
 // registerAgentEndpoints mounts the agent protocol (api/agent) on mux.

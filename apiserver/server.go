@@ -83,6 +83,7 @@ type Server struct {
 	log   *slog.Logger
 	ops   map[string]handler
 	plan  *planner.Planner
+	hub   *agentHub
 }
 
 // New returns a server; the cache must be running (or about to run) on st.
@@ -92,6 +93,7 @@ func New(cfg Config, st store.Store, c *cache.Cache, auth Authenticator) (*Serve
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, cache: c, auth: auth, log: cfg.Logger.With("component", "apiserver"), plan: planner.New(st, c)}
+	s.hub = newAgentHub(s)
 	s.routes()
 	return s, nil
 }
