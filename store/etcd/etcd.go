@@ -34,6 +34,10 @@ const (
 // MaxTxnOps is the embedded member's limit on operations per transaction.
 const MaxTxnOps = 4096
 
+// MaxRequestBytes bounds one request (a transaction) on the embedded member and
+// what the client sends.
+const MaxRequestBytes = 16 << 20
+
 // Config selects embedded or external etcd.
 type Config struct {
 	// Endpoints of an external cluster; empty runs etcd embedded in DataDir.
@@ -76,6 +80,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: dialTimeout,
+		// Allow the transactions the embedded member accepts (plus framing).
+		MaxCallSendMsgSize: MaxRequestBytes + 1<<20,
+		MaxCallRecvMsgSize: 64 << 20,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
@@ -136,6 +143,9 @@ func startEmbedded(cfg Config, log *slog.Logger, closing *atomic.Bool) (*embed.E
 	// operations per transaction is too small for a service scaling by hundreds.
 	// (An external cluster needs --max-txn-ops raised likewise.)
 	ec.MaxTxnOps = MaxTxnOps
+	// Tasks carry a copy of their definition: a plan of a few hundred tasks
+	// exceeds etcd's default 1.5 MiB request.
+	ec.MaxRequestBytes = MaxRequestBytes
 	srv, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, "", fmt.Errorf("etcd: start embedded member in %s: %w", dir, err)
