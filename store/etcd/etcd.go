@@ -36,7 +36,7 @@ const MaxTxnOps = 4096
 
 // MaxRequestBytes bounds one request (a transaction) on the embedded member and
 // what the client sends.
-const MaxRequestBytes = 16 << 20
+const MaxRequestBytes = 10 << 20 // etcd warns above 10 MiB
 
 // Config selects embedded or external etcd.
 type Config struct {
