@@ -83,7 +83,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// Allow the transactions the embedded member accepts (plus framing).
 		MaxCallSendMsgSize: MaxRequestBytes + 1<<20,
 		MaxCallRecvMsgSize: 64 << 20,
-		Logger:      zap.NewNop(),
+		Logger:             zap.NewNop(),
 	})
 	if err != nil {
 		s.Close()
