@@ -166,7 +166,7 @@ func (s *Server) reregisterInstance(c *Call, cluster string, r instanceRegistrat
 			return nil, ecs.Errorf(ecs.CodeClient, "containerInstanceArn: container instance %s was deregistered; register without containerInstanceArn to join as a new instance.", r.ARN)
 		}
 		cur.RegisteredResources = resources
-		cur.Attributes = attrs
+		cur.Attributes = keepCustomAttributes(attrs, cur.Attributes)
 		if r.VersionInfo != nil {
 			cur.VersionInfo = r.VersionInfo
 		}
@@ -365,4 +365,22 @@ func (s *Server) updateContainerAgent(c *Call, in *ecs.UpdateContainerAgentReque
 		return nil, ciNotFound(in.ContainerInstance)
 	}
 	return nil, ecs.Errorf(ecs.CodeUnsupportedFeature, "UpdateContainerAgent is not supported by ecsd: the agent is the ecsd binary itself; update it by installing a new ecsd on the machine and restarting `ecsd agent`.")
+}
+
+// keepCustomAttributes returns next plus the custom attributes (set with
+// PutAttributes) of prev that next does not name: a re-registering agent
+// reports its own attributes and must not wipe the operator's.
+func keepCustomAttributes(next, prev []ecs.Attribute) []ecs.Attribute {
+	named := make(map[string]bool, len(next))
+	for _, a := range next {
+		named[a.Name] = true
+	}
+	out := next
+	for _, a := range prev {
+		if named[a.Name] || strings.HasPrefix(a.Name, "ecs.") || strings.HasPrefix(a.Name, "com.amazonaws.ecs.") {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
