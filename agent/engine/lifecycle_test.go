@@ -114,7 +114,8 @@ func TestHostMode(t *testing.T) {
 func TestEssentialContainerExit(t *testing.T) {
 	t.Parallel()
 	h := start(t, "")
-	main := busybox("main", "sh", "-c", "sleep 1; exit 3")
+	// Long enough for both containers to start on a loaded machine first.
+	main := busybox("main", "sh", "-c", "sleep 5; exit 3")
 	side := busybox("side", "sleep", "300")
 	side.Essential = boolp(false)
 	side.StopTimeout = i32(1)

@@ -26,6 +26,20 @@ func (t *task) provision(ctx context.Context) error {
 	t.pause = p
 	t.e.registerID(p.id, t)
 	t.att = t.e.newAttachment(newUUID(), p)
+	// The server created the task's ENI attachment (id, subnet) at RunTask:
+	// report on that one, so the task shows one attachment, as in ECS.
+	for _, a := range t.asg.Attachments {
+		if a.Type != "ElasticNetworkInterface" || a.Id == "" {
+			continue
+		}
+		t.att.id = a.Id
+		for _, d := range a.Details {
+			if d.Name == "subnetId" && d.Value != "" {
+				t.att.subnetID = d.Value
+			}
+		}
+		break
+	}
 	return nil
 }
 
