@@ -4,9 +4,10 @@
 #
 # Expected on the machine image (verified, never downloaded here): Go (at
 # /usr/local/go), the aws CLI v1, Terraform 1.11 and the AWS provider in a
-# filesystem mirror. Installed from Debian when missing: docker.io and
-# busybox-static (the agent runs containers built from busybox). dockerd is
-# started without systemd when it is not answering.
+# filesystem mirror. Installed from Debian when missing: docker.io,
+# busybox-static (the agent runs containers built from busybox) and
+# docker-registry (the e2e tests pull an image from a registry on loopback).
+# dockerd is started without systemd when it is not answering.
 #
 # Set ECSD_SETUP_SKIP_DOCKER=1 to leave Docker alone.
 set -euo pipefail
@@ -57,7 +58,7 @@ if [ "${ECSD_SETUP_SKIP_DOCKER:-}" = 1 ]; then
 	say "docker:    skipped (ECSD_SETUP_SKIP_DOCKER=1)"
 else
 	missing=()
-	for pkg in docker.io busybox-static; do
+	for pkg in docker.io busybox-static docker-registry; do
 		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
 			missing+=("$pkg")
 		fi
@@ -68,7 +69,7 @@ else
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	else
-		say "docker.io and busybox-static are installed"
+		say "docker.io, busybox-static and docker-registry are installed"
 	fi
 	if ! docker version >/dev/null 2>&1; then
 		[ "$(id -u)" = 0 ] || die "dockerd is not answering and only root can start it"
