@@ -162,7 +162,8 @@ func (s *Server) describeClusters(c *Call, in *ecs.DescribeClustersRequest) (*ec
 			out.Failures = append(out.Failures, ecs.Failure{Arn: arn, Reason: "MISSING"})
 			continue
 		}
-		rec, _, ok := Get[resource.Cluster](c, scope.ClusterKey(name))
+		// describeCluster only reads: the shared cached record needs no copy.
+		rec, ok := Peek[resource.Cluster](c.Snapshot(), scope.ClusterKey(name))
 		if !ok {
 			out.Failures = append(out.Failures, ecs.Failure{Arn: scope.ClusterARN(name), Reason: "MISSING"})
 			continue

@@ -127,7 +127,8 @@ func (s *Server) describeTaskDefinition(c *Call, in *ecs.DescribeTaskDefinitionR
 	if rec == nil {
 		return nil, tdClientErr("Unable to describe task definition.")
 	}
-	rec = Clone(rec)
+	// The response is only marshalled, never changed: the shared cached record
+	// is served as is (a copy would cost a JSON round trip per read).
 	out := &ecs.DescribeTaskDefinitionResponse{TaskDefinition: &rec.TaskDefinition}
 	if slices.Contains(in.Include, ecs.TaskDefinitionFieldTAGS) {
 		out.Tags = taskDefNonNil(rec.Tags)

@@ -60,7 +60,11 @@ go build -ldflags "-X main.version=$version" -o bin/ecsd ./cmd/ecsd
 go build -o "$work/apibench" ./tools/apibench
 
 eport=$(free_port)
-bin/ecsd dev --listen "127.0.0.1:$eport" --data-dir "$work/data" --log-level warn >"$work/ecsd.log" 2>&1 &
+# The API alone: `ecsd dev` may also run a local agent (and reach for Docker),
+# which is not what this measures.
+devflags=()
+if bin/ecsd dev --help 2>&1 | grep -q -- '--agent'; then devflags+=(--agent=false); fi
+bin/ecsd dev --listen "127.0.0.1:$eport" --data-dir "$work/data" --log-level warn "${devflags[@]}" >"$work/ecsd.log" 2>&1 &
 epid=$!
 pids+=("$epid")
 targets=(--endpoint "ecsd=http://127.0.0.1:$eport" --pid "ecsd=$epid")
@@ -89,7 +93,7 @@ sampler=$!
 	echo "cpu:      $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) ($(lscpu | sed -n 's/^Hypervisor vendor:[[:space:]]*//p' | head -n1) guest)"
 	echo "kernel:   $(uname -r)"
 	echo "go:       $(go version)"
-	echo "ecsd:     $(bin/ecsd version) (embedded etcd, dev auth)"
+	echo "ecsd:     $(bin/ecsd version) (ecsd dev ${devflags[*]}: embedded etcd, dev auth)"
 	if [ -n "${mpid:-}" ]; then echo "moto:     $(python3 -c 'import moto; print(moto.__version__)') ($(python3 --version))"; fi
 	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before the run)"
 	echo "command:  scripts/bench-api.sh $*"
