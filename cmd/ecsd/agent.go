@@ -100,6 +100,9 @@ func agentHash() string {
 	return ""
 }
 
+// agentMemoryTarget is the agent's soft Go memory limit (see debug.SetMemoryLimit).
+const agentMemoryTarget = 24 << 20
+
 func agentCmd() *cobra.Command {
 	var f agentFlags
 	cmd := &cobra.Command{
@@ -108,6 +111,12 @@ func agentCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := fromEnv(cmd.Flags()); err != nil {
 				return err
+			}
+			// The agent shares its machine with the tasks: unless the operator set
+			// GOMEMLIMIT, ask the Go runtime to collect harder past agentMemoryTarget
+			// rather than let the heap grow with bursts of task reports.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(agentMemoryTarget)
 			}
 			log, err := (&serverFlags{logLevel: f.logLevel, logFormat: f.logFormat}).logger()
 			if err != nil {
