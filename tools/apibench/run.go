@@ -116,10 +116,13 @@ func runWorkers(ctx context.Context, op func(context.Context, int) error, n int,
 			s := &samples[w]
 			s.lat = make([]time.Duration, 0, 4096)
 			// With --rate each worker has a fixed schedule (open loop), offset
-			// so workers do not fire together, and latency counts from the
-			// scheduled time: a request that waited behind a slow one is charged
-			// for the wait, not hidden (no coordinated omission).
+			// so workers do not fire together. A request sent late because the
+			// previous one was still running is charged from its scheduled time
+			// (no coordinated omission); one sent late only because the sleep
+			// overshot is charged from when it was sent, as that delay is the
+			// client's, not the server's.
 			var interval time.Duration
+			var behind bool
 			next := time.Now()
 			if o.rate > 0 {
 				interval = time.Duration(float64(n) / o.rate * float64(time.Second))
@@ -142,11 +145,15 @@ func runWorkers(ctx context.Context, op func(context.Context, int) error, n int,
 				rctx, cancel := context.WithTimeout(ctx, o.timeout)
 				t0 := time.Now()
 				if interval > 0 {
-					t0 = next
+					if behind {
+						t0 = next
+					}
 					next = next.Add(interval)
 				}
 				err := op(rctx, w)
-				d := time.Since(t0)
+				end := time.Now()
+				d := end.Sub(t0)
+				behind = interval > 0 && end.After(next)
 				cancel()
 				if err != nil {
 					if s.errors == nil {
