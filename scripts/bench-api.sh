@@ -12,6 +12,8 @@
 #              server logs); default a temp dir that is removed at the end
 #   BENCH_SKIP_MOTO=1  measure ecsd alone
 # A benchmark, not a test: it fails only when a server cannot start or set up.
+# The machine may be shared: the report says how much CPU other processes used
+# during each cell, and warns above 10% (rerun then; see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
@@ -27,9 +29,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # wait_http URL PID NAME: poll until URL answers, the process dies, or 60 s pass.
 wait_http() {
-	local url=$1 pid=$2 name=$3 i
-	for i in $(seq 1 300); do
-		kill -0 "$pid" 2>/dev/null || die "$name exited during startup (log: $work/$name.log)"
+	local url=$1 pid=$2 name=$3
+	for _ in $(seq 1 300); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$work/$name.log" >&2 || true
+			die "$name exited during startup (its log's last lines are above)"
+		fi
 		if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
 		sleep 0.2
 	done
@@ -42,7 +47,7 @@ pids=()
 sampler=
 cleanup() {
 	local p
-	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
+	if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	if [ -n "$out" ]; then
