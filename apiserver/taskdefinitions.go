@@ -61,9 +61,14 @@ func (s *Server) registerTaskDefinition(c *Call, in *ecs.RegisterTaskDefinitionR
 	famKey := scope.FamilyKey(def.Family)
 	for range taskDefRegisterAttempts {
 		fam, famRev, found := Get[resource.Family](c, famKey)
-		next := resource.Family{Name: def.Family, LatestRevision: taskDefLatestStored(c.Snapshot(), scope, def.Family)}
+		// The family counter is written in the same transaction as every
+		// revision, so it is authoritative; the stored revisions are walked only
+		// when it is missing (a cost that grows with the family's history).
+		next := resource.Family{Name: def.Family}
 		if found {
-			next.LatestRevision = max(next.LatestRevision, fam.LatestRevision)
+			next.LatestRevision = fam.LatestRevision
+		} else {
+			next.LatestRevision = taskDefLatestStored(c.Snapshot(), scope, def.Family)
 		}
 		next.LatestRevision++
 		famOp := store.Create(famKey, resource.Encode(&next))
