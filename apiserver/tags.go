@@ -192,6 +192,9 @@ func mutateTags(c *Call, a resource.ARN, key string, fn func(cur []ecs.Tag) ([]e
 		t.SetTags(next)
 		if _, err := c.Commit(store.Update(key, resource.Encode(obj), e.Rev)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
+				if err := c.afterConflict(key, attempt); err != nil {
+					return err
+				}
 				continue
 			}
 			return err

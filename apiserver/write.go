@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/cache"
@@ -95,6 +97,9 @@ func Mutate[T any](c *Call, key string, fn func(cur *T) (*T, error)) (*T, error)
 		}
 		if _, err := c.Commit(op); err != nil {
 			if errors.Is(err, store.ErrConflict) {
+				if err := c.afterConflict(key, attempt); err != nil {
+					return nil, err
+				}
 				continue
 			}
 			return nil, err
@@ -102,4 +107,28 @@ func Mutate[T any](c *Call, key string, fn func(cur *T) (*T, error)) (*T, error)
 		return next, nil
 	}
 	return nil, ecs.Errorf(ecs.CodeUpdateInProgress, "%s is being changed by another request; retry.", key)
+}
+
+// afterConflict runs between compare-and-swap attempts on key: it waits until the
+// cache shows the write that won (so the retry does not spin on a stale copy)
+// and then a short jittered pause, so writers that collided do not collide again
+// in lock step.
+func (c *Call) afterConflict(key string, attempt int) error {
+	if kv, err := c.s.st.Get(c.ctx, key); err == nil {
+		ctx, cancel := c.s.waitCtx(c.ctx)
+		err := c.s.cache.WaitFor(ctx, kv.Revision)
+		cancel()
+		if err != nil {
+			return err
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 4)))
+	select {
+	case <-time.After(pause):
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
 }
