@@ -292,7 +292,7 @@ func (h *agentHub) onChange(ch cache.Change) {
 		if !ok || t.InstanceID == "" {
 			return
 		}
-		if c := h.conn(t.Scope.ContainerInstanceKey(t.Cluster, t.InstanceID)); c != nil {
+		if c := h.conn(t.InstanceKey()); c != nil {
 			c.notify(ch.Key)
 		}
 	case resource.KindContainerInstance:

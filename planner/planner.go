@@ -43,7 +43,10 @@ func New(st store.Store, c *cache.Cache) *Planner { return &Planner{st: st, cach
 // commit atomically with them (e.g. a check on the cluster's revision).
 type Plan struct {
 	Tasks []*resource.Task
-	Ops   []store.Op
+	// Placed are existing tasks that waited for capacity and now have an
+	// instance: each is charged and compare-and-swapped on its snapshot revision.
+	Placed []*resource.Task
+	Ops    []store.Op
 }
 
 // PlanFunc computes a plan from a snapshot. It must be pure (it may run several
@@ -59,12 +62,20 @@ func (p *Planner) Commit(ctx context.Context, fn PlanFunc) (Plan, int64, error) 
 		if err != nil {
 			return Plan{}, 0, err
 		}
-		ops, err := chargeOps(snap, plan.Tasks)
+		ops, err := chargeOps(snap, append(slices.Clip(plan.Tasks), plan.Placed...))
 		if err != nil {
 			return Plan{}, 0, err
 		}
 		for _, t := range plan.Tasks {
 			ops = append(ops, store.Create(t.Scope.TaskKey(t.Cluster, t.ID), resource.Encode(t)))
+		}
+		for _, t := range plan.Placed {
+			key := t.Scope.TaskKey(t.Cluster, t.ID)
+			e, ok := snap.Get(key)
+			if !ok {
+				return Plan{}, 0, fmt.Errorf("planner: task %s is not in the snapshot", key)
+			}
+			ops = append(ops, store.Update(key, resource.Encode(t), e.Rev))
 		}
 		ops = append(ops, plan.Ops...)
 		rev, err := p.st.Txn(ctx, ops...)
@@ -182,7 +193,7 @@ func adjust(snap *cache.Snapshot, tasks []*resource.Task, pick func(*resource.Ta
 		if !ok {
 			continue
 		}
-		key := t.Scope.ContainerInstanceKey(t.Cluster, t.InstanceID)
+		key := t.InstanceKey()
 		tc, seen := byKey[key]
 		if !seen {
 			e, ok := snap.Get(key)

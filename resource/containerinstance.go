@@ -16,6 +16,12 @@ const (
 	InstanceRegistrationFailed = "REGISTRATION_FAILED"
 )
 
+// FargatePool is the reserved cluster name under which the agents of the
+// managed Fargate pool register (not a valid ECS cluster name, so it cannot
+// collide with one): they serve the Fargate tasks of every cluster in the
+// scope and are never listed as any cluster's container instances.
+const FargatePool = "~fargate"
+
 // KindPresence holds agent heartbeats, apart from the instance record so that a
 // heartbeat never races the planner's compare-and-swap on the instance.
 const KindPresence = "presence"
@@ -50,6 +56,9 @@ type ContainerInstance struct {
 	Hostname   string `json:"hostname,omitempty"`
 	Fargate    bool   `json:"fargate,omitempty"`
 	External   bool   `json:"external,omitempty"`
+	// NodeGroup and NodeID link an instance a node group launched to its node.
+	NodeGroup string `json:"nodeGroup,omitempty"`
+	NodeID    string `json:"nodeId,omitempty"`
 	// Used is what placed, not yet stopped tasks hold.
 	Used Usage `json:"used"`
 	// DeregisteredAt is set when the instance went INACTIVE; collected later.

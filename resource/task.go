@@ -43,8 +43,19 @@ type Task struct {
 	Cluster string `json:"cluster"`
 	ID      string `json:"id"`
 	// InstanceID is the container instance the task is placed on ("" while it
-	// waits for capacity).
+	// waits for capacity, in PROVISIONING).
 	InstanceID string `json:"instanceId,omitempty"`
+	// InstanceCluster is the cluster holding the instance record when it is not
+	// the task's own: FargatePool for tasks on the managed Fargate pool.
+	InstanceCluster string `json:"instanceCluster,omitempty"`
+	// PlacementConstraints and PlacementStrategy are the call's (RunTask's or
+	// the service's), kept so a task waiting for capacity is placed later by
+	// the same rules.
+	PlacementConstraints []ecs.PlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementStrategy    []ecs.PlacementStrategy   `json:"placementStrategy,omitempty"`
+	// StopTimeout, when set, replaces the containers' stop timeouts when the
+	// agent stops the task (a Spot interruption's warning period).
+	StopTimeout time.Duration `json:"stopTimeout,omitempty"`
 	// Definition is the task definition as it was when the task was started, so
 	// later deregistration or deletion never changes a running task.
 	Definition ecs.TaskDefinition `json:"definition"`
@@ -67,6 +78,25 @@ type Task struct {
 	// NetworkConfiguration is the call's awsvpc configuration (awsvpc tasks
 	// only); the agent reads the subnet and security groups from it.
 	NetworkConfiguration *ecs.NetworkConfiguration `json:"networkConfiguration,omitempty"`
+}
+
+// InstanceKey is the key of the container instance the task is placed on
+// ("" while unplaced).
+func (t *Task) InstanceKey() string {
+	if t.InstanceID == "" {
+		return ""
+	}
+	cluster := t.Cluster
+	if t.InstanceCluster != "" {
+		cluster = t.InstanceCluster
+	}
+	return t.Scope.ContainerInstanceKey(cluster, t.InstanceID)
+}
+
+// Waiting reports whether the task waits for capacity: not yet placed and
+// still wanted.
+func (t *Task) Waiting() bool {
+	return t.InstanceID == "" && t.LastStatus == "PROVISIONING" && t.DesiredStatus == "RUNNING"
 }
 
 // Protected reports whether scale-in protection holds at now.

@@ -52,6 +52,10 @@ type RegisterRequest struct {
 	Fargate             bool            `json:"fargate,omitempty"`
 	External            bool            `json:"external,omitempty"`
 	CapacityProviderTag string          `json:"capacityProvider,omitempty"`
+	// NodeGroup and NodeID identify a machine a node group's provisioner
+	// started (ecsd agent --node-group --node-id).
+	NodeGroup string `json:"nodeGroup,omitempty"`
+	NodeID    string `json:"nodeId,omitempty"`
 	// Account and Region select the scope a new instance registers in when
 	// Cluster is a name rather than an ARN; "" means the server's defaults.
 	Account string `json:"account,omitempty"`
@@ -145,6 +149,12 @@ type TaskAssignment struct {
 	Containers           []ecs.Container  `json:"containers,omitempty"`
 	Attachments          []ecs.Attachment `json:"attachments,omitempty"`
 	EnableExecuteCommand bool             `json:"enableExecuteCommand,omitempty"`
+	// StopTimeout, when non-zero, replaces the containers' stop timeouts when
+	// the task is stopped (the warning period of a Spot interruption).
+	StopTimeout time.Duration `json:"stopTimeout,omitempty"`
+	// CapacityProviderName and PlatformVersion are reported in metadata.
+	CapacityProviderName string `json:"capacityProviderName,omitempty"`
+	PlatformVersion      string `json:"platformVersion,omitempty"`
 	// Version is the task record's store revision; the agent ignores an
 	// assignment older than one it has already seen.
 	Version int64 `json:"version"`
