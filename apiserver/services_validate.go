@@ -71,23 +71,33 @@ func (s *Server) validateCreateService(c *Call, cl *resource.Cluster, in *ecs.Cr
 	}
 	// Launch type or capacity provider strategy; EC2 unless the cluster has
 	// a default strategy.
+	if daemon && len(in.CapacityProviderStrategy) > 0 {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "capacityProviderStrategy: not supported for the DAEMON scheduling strategy; use launchType EC2 or EXTERNAL.")
+	}
+	lt := in.LaunchType
+	if daemon && lt == "" && len(in.CapacityProviderStrategy) == 0 {
+		lt = ecs.LaunchTypeEC2 // a daemon never takes the cluster's default strategy
+	}
+	ls, err := resolveLaunchSpec(c.Snapshot(), c.Scope(), cl, lt, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case in.LaunchType != "" && len(in.CapacityProviderStrategy) > 0:
-		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.")
-	case in.LaunchType != "":
-		spec.launchType = in.LaunchType
-	case len(in.CapacityProviderStrategy) > 0:
+	case len(ls.strategy) > 0 && len(in.CapacityProviderStrategy) > 0:
 		spec.capacity = in.CapacityProviderStrategy
-	case len(cl.DefaultCapacityProviderStrategy) > 0:
+	case len(ls.strategy) > 0:
 		spec.capacity = cl.DefaultCapacityProviderStrategy
 	default:
-		spec.launchType = ecs.LaunchTypeEC2
+		spec.launchType = ls.launchType
 	}
 	if daemon && spec.launchType == ecs.LaunchTypeFARGATE {
 		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "schedulingStrategy: DAEMON is not supported for the FARGATE launch type.")
 	}
-	if spec.platformVersion != "" && spec.launchType != ecs.LaunchTypeFARGATE && len(spec.capacity) == 0 {
-		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "platformVersion: only supported for the FARGATE launch type.")
+	if _, err := resolvePlatformVersion(ls, spec.platformVersion); err != nil {
+		return nil, err
+	}
+	if err := svcCheckLaunchCompat(&td.TaskDefinition, ls, in.LoadBalancers); err != nil {
+		return nil, err
 	}
 	if spec.deployment, err = svcDeploymentConfig(in.DeploymentConfiguration, nil, spec.scheduling); err != nil {
 		return nil, err
@@ -368,6 +378,21 @@ func (s *Server) applyServiceUpdate(c *Call, cl *resource.Cluster, cur *resource
 		return err
 	}
 	if in.CapacityProviderStrategy != nil && !svcSameJSON(in.CapacityProviderStrategy, cur.CapacityProviderStrategy) {
+		if !in.ForceNewDeployment {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "When switching from launch type to capacity provider strategy on an existing service, or making a change to a capacity provider strategy on a service that is already using one, you must force a new deployment (forceNewDeployment).")
+		}
+		if len(in.CapacityProviderStrategy) > 0 {
+			if daemon {
+				return ecs.Errorf(ecs.CodeInvalidParameter, "capacityProviderStrategy: not supported for the DAEMON scheduling strategy.")
+			}
+			ls, err := resolveLaunchSpec(c.Snapshot(), c.Scope(), cl, "", in.CapacityProviderStrategy)
+			if err != nil {
+				return err
+			}
+			if err := svcCheckLaunchCompat(&td.TaskDefinition, ls, cur.LoadBalancers); err != nil {
+				return err
+			}
+		}
 		if len(in.CapacityProviderStrategy) > 0 {
 			cur.CapacityProviderStrategy, cur.LaunchType = in.CapacityProviderStrategy, ""
 		} else {
@@ -431,4 +456,21 @@ func svcNilIfEmpty[T any](v []T) []T {
 		return nil
 	}
 	return v
+}
+
+// svcCheckLaunchCompat refuses a definition the launch cannot run, and what
+// EXTERNAL instances do not support (awsvpc, load balancers).
+func svcCheckLaunchCompat(td *ecs.TaskDefinition, ls launchSpec, lbs []ecs.LoadBalancer) error {
+	if ls.launchType == ecs.LaunchTypeEXTERNAL {
+		if taskDefNetworkMode(td) == ecs.NetworkModeAwsvpc {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "networkMode: EXTERNAL instances do not support awsvpc; register the task definition with bridge, host or none.")
+		}
+		if len(lbs) > 0 {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "loadBalancers: services on EXTERNAL instances cannot use load balancers.")
+		}
+	}
+	if !slices.Contains(td.Compatibilities, ecs.Compatibility(ls.launchType)) {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "Task definition does not support launch_type %s.", ls.launchType)
+	}
+	return nil
 }

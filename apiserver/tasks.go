@@ -133,10 +133,10 @@ func peekTask(snap *cache.Snapshot, scope resource.Scope, cluster, id string) (*
 // on instance id: the instance is gone or deregistered, or was registered by a
 // client through the API (no agent credential). Stopping such a task completes
 // at once instead of waiting for an agent.
-func taskInstanceHasNoAgent(snap *cache.Snapshot, scope resource.Scope, cluster, id string) bool {
-	if id == "" {
+func taskInstanceHasNoAgent(snap *cache.Snapshot, t *resource.Task) bool {
+	if t.InstanceID == "" {
 		return true
 	}
-	ci, ok := Peek[resource.ContainerInstance](snap, scope.ContainerInstanceKey(cluster, id))
+	ci, ok := Peek[resource.ContainerInstance](snap, t.InstanceKey())
 	return !ok || ci.SecretHash == "" || ci.Status == resource.InstanceInactive
 }

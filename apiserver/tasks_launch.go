@@ -49,6 +49,7 @@ type taskLaunchRequest struct {
 	enableExecuteCommand bool
 	networkConfiguration *ecs.NetworkConfiguration
 	volumeConfigurations []ecs.TaskVolumeConfiguration
+	platformVersion      string
 }
 
 // taskLaunch is a validated taskLaunchRequest: everything needed to place copies and
@@ -75,11 +76,19 @@ type taskLaunch struct {
 	longARN    bool
 	// defConstraints are the task definition's placement constraints.
 	defConstraints []scheduler.Constraint
+	// platformVersion and storage are set for Fargate launches.
+	platformVersion string
+	storage         *ecs.EphemeralStorage
+	// placementConstraints and placementStrategy are the call's, recorded on
+	// tasks that wait for capacity.
+	placementConstraints []ecs.PlacementConstraint
+	placementStrategy    []ecs.PlacementStrategy
 }
 
-// prepareLaunch validates r for launchType in the (already resolved, ACTIVE)
-// cluster. Nothing is written.
-func (s *Server) prepareLaunch(c *Call, r *taskLaunchRequest, cluster *resource.Cluster, launchType ecs.LaunchType) (*taskLaunch, error) {
+// prepareLaunch validates r for the launch ls in the (already resolved,
+// ACTIVE) cluster. Nothing is written.
+func (s *Server) prepareLaunch(c *Call, r *taskLaunchRequest, cluster *resource.Cluster, ls launchSpec) (*taskLaunch, error) {
+	launchType := ls.launchType
 	scope := c.Scope()
 	if len(r.startedBy) > taskMaxStartedByLen {
 		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "startedBy: must be at most %d characters; got %d.", taskMaxStartedByLen, len(r.startedBy))
@@ -97,8 +106,15 @@ func (s *Server) prepareLaunch(c *Call, r *taskLaunchRequest, cluster *resource.
 	if err != nil {
 		return nil, err
 	}
+	if launchType == ecs.LaunchTypeEXTERNAL && taskDefNetworkMode(&def.TaskDefinition) == ecs.NetworkModeAwsvpc {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "networkMode: EXTERNAL instances do not support awsvpc; register the task definition with bridge, host or none.")
+	}
 	if !slices.Contains(def.Compatibilities, ecs.Compatibility(launchType)) {
 		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "Task definition does not support launch_type %s.", launchType)
+	}
+	pv, err := resolvePlatformVersion(ls, r.platformVersion)
+	if err != nil {
+		return nil, err
 	}
 	l := &taskLaunch{
 		scope: scope, cluster: cluster.ClusterName, clusterKey: scope.ClusterKey(cluster.ClusterName),
@@ -112,6 +128,15 @@ func (s *Server) prepareLaunch(c *Call, r *taskLaunchRequest, cluster *resource.
 	}
 	if err := l.applyOverrides(r.overrides); err != nil {
 		return nil, err
+	}
+	if ls.fargate() {
+		if err := checkFargateSize(l.taskCPU, l.taskMemory); err != nil {
+			return nil, err
+		}
+		if l.storage, err = fargateStorage(&def.TaskDefinition, r.overrides); err != nil {
+			return nil, err
+		}
+		l.platformVersion = pv
 	}
 	if err := l.setNetwork(r.networkConfiguration); err != nil {
 		return nil, err
@@ -377,29 +402,29 @@ func taskObjAs[T any](e *cache.Entry, ok bool) (*T, bool) {
 	return v, ok
 }
 
-// newTask builds the record of one copy placed on ci (PROVISIONING for awsvpc
-// tasks, whose network interface comes first; PENDING otherwise, as ECS
-// reports EC2 tasks).
-func (l *taskLaunch) newTask(c *Call, ci *resource.ContainerInstance) *resource.Task {
+// newTask builds the record of one copy placed on ci through target
+// (PROVISIONING for awsvpc tasks, whose network interface comes first, and for
+// copies that wait for capacity, ci nil; PENDING otherwise, as ECS reports EC2
+// tasks).
+func (l *taskLaunch) newTask(c *Call, ci *resource.ContainerInstance, target planner.Target) *resource.Task {
 	id := strings.ReplaceAll(uuid.NewString(), "-", "")
 	arn := l.scope.TaskARN(l.cluster, id)
 	if !l.longARN {
 		arn = "arn:aws:ecs:" + l.scope.Region + ":" + l.scope.Account + ":task/" + id
 	}
 	t := &resource.Task{
-		Scope: l.scope, Cluster: l.cluster, ID: id, InstanceID: ci.ID,
+		Scope: l.scope, Cluster: l.cluster, ID: id,
 		Definition: l.def.TaskDefinition, Reserved: l.reserve, ReferenceID: l.refID,
 		NetworkConfiguration: l.netCfg,
 	}
 	status := taskStatusPending
-	if l.netCfg != nil {
+	if l.netCfg != nil || ci == nil {
 		status = taskStatusProvisioning
 	}
 	t.Task = ecs.Task{
 		TaskArn:               arn,
 		ClusterArn:            l.scope.ClusterARN(l.cluster),
 		TaskDefinitionArn:     l.def.TaskDefinitionArn,
-		ContainerInstanceArn:  ci.ContainerInstanceArn,
 		Overrides:             l.overrides,
 		LastStatus:            status,
 		DesiredStatus:         taskStatusRunning,
@@ -407,26 +432,34 @@ func (l *taskLaunch) newTask(c *Call, ci *resource.ContainerInstance) *resource.
 		Memory:                l.taskMemory,
 		CreatedAt:             ecs.NewTime(c.Now),
 		Version:               1,
-		LaunchType:            l.launchType,
+		LaunchType:            target.TaskLaunchType(),
+		CapacityProviderName:  target.CapacityProvider,
 		Group:                 l.group,
 		StartedBy:             l.startedBy,
 		Tags:                  slices.Clone(l.tags),
 		EnableExecuteCommand:  l.enableExec,
 		HealthStatus:          taskHealthUnknown,
-		AvailabilityZone:      taskInstanceAttr(ci, scheduler.AZAttribute),
 		Attachments:           []ecs.Attachment{},
 		Containers:            make([]ecs.Container, 0, len(l.containers)),
 		InferenceAccelerators: slices.Clone(l.def.InferenceAccelerators),
 		EphemeralStorage:      l.def.EphemeralStorage,
+	}
+	if target.Fargate() {
+		t.PlatformVersion, t.PlatformFamily, t.EphemeralStorage = l.platformVersion, fargatePlatformFamily, l.storage
+	}
+	if ci != nil {
+		planner.Place(t, ci, target)
+		if arch := taskInstanceAttr(ci, "ecs.cpu-architecture"); arch != "" {
+			t.Attributes = []ecs.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
+		}
+	} else {
+		t.PlacementConstraints, t.PlacementStrategy = l.placementConstraints, l.placementStrategy
 	}
 	if t.Cpu == "" && l.need.CPU > 0 {
 		t.Cpu = strconv.FormatInt(l.need.CPU, 10)
 	}
 	if t.Memory == "" && l.need.Memory > 0 {
 		t.Memory = strconv.FormatInt(l.need.Memory, 10)
-	}
-	if arch := taskInstanceAttr(ci, "ecs.cpu-architecture"); arch != "" {
-		t.Attributes = []ecs.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
 	}
 	var eniID string
 	if l.netCfg != nil {

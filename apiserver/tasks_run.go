@@ -51,7 +51,7 @@ func (s *Server) runTask(c *Call, in *ecs.RunTaskRequest) (*ecs.RunTaskResponse,
 	if err != nil {
 		return nil, err
 	}
-	lt, err := runTaskLaunchType(in.LaunchType, in.CapacityProviderStrategy, cluster)
+	ls, err := resolveLaunchSpec(c.Snapshot(), c.Scope(), cluster, in.LaunchType, in.CapacityProviderStrategy)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +60,12 @@ func (s *Server) runTask(c *Call, in *ecs.RunTaskRequest) (*ecs.RunTaskResponse,
 		group: in.Group, startedBy: in.StartedBy, referenceID: in.ReferenceId,
 		tags: in.Tags, propagateTags: in.PropagateTags, enableManagedTags: in.EnableECSManagedTags,
 		enableExecuteCommand: in.EnableExecuteCommand, networkConfiguration: in.NetworkConfiguration,
-		volumeConfigurations: in.VolumeConfigurations,
-	}, cluster, lt)
+		volumeConfigurations: in.VolumeConfigurations, platformVersion: in.PlatformVersion,
+	}, cluster, ls)
 	if err != nil {
 		return nil, err
 	}
+	l.placementConstraints, l.placementStrategy = in.PlacementConstraints, in.PlacementStrategy
 	req := scheduler.Request{Task: l.need, Count: count, Group: l.group, Seed: taskPlacementSeed(c)}
 	for _, ps := range in.PlacementStrategy {
 		req.Strategies = append(req.Strategies, scheduler.Strategy{Type: string(ps.Type), Field: ps.Field})
@@ -102,15 +103,22 @@ func (s *Server) runTask(c *Call, in *ecs.RunTaskRequest) (*ecs.RunTaskResponse,
 				return planner.Plan{}, &idempotentReplay{result: ent.rec.Result}
 			}
 		}
-		views, byID := s.taskPlacementInstances(snap, l.scope, l.cluster, c, lt)
-		p := scheduler.Place(views, req)
-		if p.NoInstances || len(views) == 0 {
+		sp := planner.PlaceSpread(snap, l.scope, l.cluster, ls.targets(nil, count), req, c.Now, 3*s.cfg.HeartbeatInterval)
+		switch {
+		case sp.FargateTargets && sp.FargateCandidates == 0:
+			return planner.Plan{}, errNoFargatePool()
+		case sp.Candidates == 0 && len(sp.Copies) == 0:
 			return planner.Plan{}, ecs.Errorf(ecs.CodeInvalidParameter, taskMsgNoInstances)
 		}
-		out := &ecs.RunTaskResponse{Tasks: []ecs.Task{}, Failures: wireList(taskPlacementFailures(p))}
+		out := &ecs.RunTaskResponse{Tasks: []ecs.Task{}, Failures: []ecs.Failure{}}
+		if len(sp.Copies) < count {
+			for _, p := range sp.Plans {
+				out.Failures = append(out.Failures, taskPlacementFailures(p)...)
+			}
+		}
 		var tasks []*resource.Task
-		for _, pl := range p.Placements {
-			t := l.newTask(c, byID[pl.InstanceID])
+		for _, pl := range sp.Copies {
+			t := l.newTask(c, pl.Instance, pl.Target)
 			tasks = append(tasks, t)
 			out.Tasks = append(out.Tasks, taskView(t, true))
 		}
@@ -143,33 +151,6 @@ func (s *Server) runTask(c *Call, in *ecs.RunTaskRequest) (*ecs.RunTaskResponse,
 		return nil, err
 	}
 	return resp, nil
-}
-
-// runTaskLaunchType decides where RunTask runs: the launch type given, else the
-// cluster's default capacity provider strategy, else EC2. Only EC2 and
-// EXTERNAL capacity exist in ecsd so far.
-func runTaskLaunchType(lt ecs.LaunchType, strategy []ecs.CapacityProviderStrategyItem, cluster *resource.Cluster) (ecs.LaunchType, error) {
-	if lt != "" && len(strategy) > 0 {
-		return "", ecs.Errorf(ecs.CodeInvalidParameter, "Specifying both a launch type and capacity provider strategy is not supported.")
-	}
-	if lt == "" && len(strategy) == 0 {
-		strategy = cluster.DefaultCapacityProviderStrategy
-	}
-	if lt == "" && len(strategy) > 0 {
-		var names []string
-		for _, it := range strategy {
-			names = append(names, it.CapacityProvider)
-		}
-		return "", ecs.Errorf(ecs.CodeUnsupportedFeature, "ecsd does not place tasks through capacity providers yet (strategy: %s); pass launchType EC2 or EXTERNAL.", strings.Join(names, ", "))
-	}
-	switch lt {
-	case "":
-		return ecs.LaunchTypeEC2, nil
-	case ecs.LaunchTypeEC2, ecs.LaunchTypeEXTERNAL:
-		return lt, nil
-	default:
-		return "", ecs.Errorf(ecs.CodeUnsupportedFeature, "ecsd does not run tasks with launch type %s yet; use EC2 or EXTERNAL.", lt)
-	}
 }
 
 // runTaskTokenConflict is ECS's answer to a token reused with other
@@ -216,7 +197,7 @@ func (s *Server) startTask(c *Call, in *ecs.StartTaskRequest) (*ecs.StartTaskRes
 		enableExecuteCommand: in.EnableExecuteCommand, networkConfiguration: in.NetworkConfiguration,
 		volumeConfigurations: in.VolumeConfigurations,
 	}
-	l, err := s.prepareLaunch(c, lr, cluster, ecs.LaunchTypeEC2)
+	l, err := s.prepareLaunch(c, lr, cluster, launchSpec{launchType: ecs.LaunchTypeEC2})
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +267,7 @@ func (s *Server) startTask(c *Call, in *ecs.StartTaskRequest) (*ecs.StartTaskRes
 			}
 			p := scheduler.Place(view, scheduler.Request{Task: lw.need, Count: w.n, Group: lw.group, Seed: taskPlacementSeed(c)})
 			for _, pl := range p.Placements {
-				t := lw.newTask(c, byID[pl.InstanceID])
+				t := lw.newTask(c, byID[pl.InstanceID], planner.Target{LaunchType: lw.launchType})
 				tasks = append(tasks, t)
 				out.Tasks = append(out.Tasks, taskView(t, true))
 			}

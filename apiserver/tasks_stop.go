@@ -53,7 +53,7 @@ func (s *Server) stopTask(c *Call, in *ecs.StopTaskRequest) (*ecs.StopTaskRespon
 		}
 		next := Clone(cur)
 		taskRequestStop(next, resource.StopUserInitiated, reason, c.Now)
-		if taskInstanceHasNoAgent(snap, scope, name, next.InstanceID) {
+		if taskInstanceHasNoAgent(snap, next) {
 			// Nothing would ever report this task stopped: stop it now.
 			taskFinishStop(next, c.Now)
 			stopped = true

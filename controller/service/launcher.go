@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/capacity"
 	"github.com/ecsd/ecsd/controller/runtime"
 	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/resource"
@@ -94,16 +95,6 @@ func (l *PlannerLauncher) launchBatch(ctx context.Context, svc *resource.Service
 			return planner.Plan{}, err
 		}
 		td := &rtd.TaskDefinition
-		cv := viewCluster(snap, scope, cluster, now, l.AgentTimeout)
-		views := cv.views
-		if instanceID != "" {
-			views = nil
-			for _, v := range cv.views {
-				if v.ID == instanceID {
-					views = append(views, v)
-				}
-			}
-		}
 		strategies := Strategies(dep.PlacementStrategy)
 		if len(strategies) == 0 && svc.SchedulingStrategy != ecs.SchedulingStrategyDAEMON {
 			strategies = scheduler.DefaultServiceStrategy()
@@ -111,20 +102,46 @@ func (l *PlannerLauncher) launchBatch(ctx context.Context, svc *resource.Service
 		need := taskNeeds(td)
 		req := scheduler.Request{Task: need, Count: count, Group: scheduler.ServiceGroup(svc.ServiceName),
 			Strategies: strategies, Constraints: placementConstraints(td, dep), Seed: seed(dep.Id, snap.Rev())}
-		p := scheduler.Place(views, req)
-		if len(p.Failures) > 0 {
-			failure = &PlacementError{Failure: p.Failures[0], Unplaced: len(p.Failures)}
-			if p.NoInstances || len(views) == 0 {
-				failure.Failure.Reason = scheduler.ReasonNoInstances
+		var copies []planner.Placement
+		var plans []scheduler.Plan
+		candidates := 0
+		if instanceID != "" {
+			// A daemon copy for one instance of the cluster.
+			target := planner.Target{LaunchType: ecs.LaunchTypeEC2}
+			if dep.LaunchType == ecs.LaunchTypeEXTERNAL {
+				target.LaunchType = ecs.LaunchTypeEXTERNAL
+			}
+			cands := planner.ListCandidates(snap, scope, cluster, target, now, l.AgentTimeout)
+			var views []scheduler.Instance
+			for _, v := range cands.Views {
+				if v.ID == instanceID {
+					views = append(views, v)
+				}
+			}
+			candidates = len(views)
+			p := scheduler.Place(views, req)
+			plans = append(plans, p)
+			for _, pl := range p.Placements {
+				copies = append(copies, planner.Placement{Target: target, Instance: cands.Instances[pl.InstanceID]})
+			}
+		} else {
+			sp := planner.PlaceSpread(snap, scope, cluster, serviceTargets(snap, svc, dep, count), req, now, l.AgentTimeout)
+			copies, plans, candidates = sp.Copies, sp.Plans, sp.Candidates
+		}
+		if len(copies) < count {
+			failure = &PlacementError{Unplaced: count - len(copies), Failure: scheduler.Failure{Reason: scheduler.ReasonNoInstances}}
+			if candidates > 0 {
+				for _, p := range plans {
+					if len(p.Failures) > 0 {
+						failure.Failure = p.Failures[0]
+						break
+					}
+				}
 			}
 		}
-		byID := map[string]*resource.ContainerInstance{}
-		for _, ci := range cv.instances {
-			byID[ci.ID] = ci
-		}
-		tasks := make([]*resource.Task, 0, len(p.Placements))
-		for _, pl := range p.Placements {
-			t := newTask(svc, dep, td, byID[pl.InstanceID], need, now)
+		tasks := make([]*resource.Task, 0, len(copies))
+		for _, pl := range copies {
+			t := newTask(svc, dep, td, pl, need, now)
 			if svc.PropagateTags == ecs.PropagateTagsTASKDEFINITION {
 				t.Tags = append(append([]ecs.Tag(nil), rtd.Tags...), t.Tags...)
 			}
@@ -171,7 +188,7 @@ func seed(depID string, rev int64) int64 {
 // newTask builds a service task as ECS shows one at launch: PROVISIONING,
 // desired RUNNING, containers PENDING, group service:<name>, startedBy the
 // deployment id, the definition copied, the reservation charged.
-func newTask(svc *resource.Service, dep *resource.Deployment, td *ecs.TaskDefinition, ci *resource.ContainerInstance, need scheduler.Task, now time.Time) *resource.Task {
+func newTask(svc *resource.Service, dep *resource.Deployment, td *ecs.TaskDefinition, pl planner.Placement, need scheduler.Task, now time.Time) *resource.Task {
 	scope, cluster := svc.Scope, svc.Cluster
 	id := strings.ReplaceAll(uuid.NewString(), "-", "")
 	arn := scope.TaskARN(cluster, id)
@@ -182,7 +199,8 @@ func newTask(svc *resource.Service, dep *resource.Deployment, td *ecs.TaskDefini
 			TaskDefinitionArn:    td.TaskDefinitionArn,
 			LastStatus:           "PROVISIONING",
 			DesiredStatus:        statusRunning,
-			LaunchType:           dep.LaunchType,
+			LaunchType:           pl.Target.TaskLaunchType(),
+			CapacityProviderName: pl.Target.CapacityProvider,
 			Group:                scheduler.ServiceGroup(svc.ServiceName),
 			StartedBy:            dep.Id,
 			Cpu:                  td.Cpu,
@@ -203,17 +221,28 @@ func newTask(svc *resource.Service, dep *resource.Deployment, td *ecs.TaskDefini
 		ServiceName:  svc.ServiceName,
 		DeploymentID: dep.Id,
 	}
-	if t.LaunchType == "" && len(dep.CapacityProviderStrategy) == 0 {
-		t.LaunchType = ecs.LaunchTypeEC2
+	if pl.Instance != nil {
+		planner.Place(t, pl.Instance, pl.Target)
+	} else {
+		t.PlacementConstraints, t.PlacementStrategy = dep.PlacementConstraints, dep.PlacementStrategy
 	}
-	if ci != nil {
-		t.InstanceID = ci.ID
-		t.ContainerInstanceArn = ci.ContainerInstanceArn
-		for _, a := range ci.Attributes {
-			if a.Name == scheduler.AZAttribute {
-				t.AvailabilityZone = a.Value
-			}
+	if pl.Target.Fargate() {
+		t.PlatformVersion, t.PlatformFamily = FargatePlatformVersion(dep.PlatformVersion), "Linux"
+		t.EphemeralStorage = &ecs.EphemeralStorage{SizeInGiB: 20}
+		if td.EphemeralStorage != nil {
+			t.EphemeralStorage.SizeInGiB = td.EphemeralStorage.SizeInGiB
 		}
+	}
+	if nc := dep.NetworkConfiguration; nc != nil && nc.AwsvpcConfiguration != nil && td.NetworkMode == ecs.NetworkModeAwsvpc {
+		t.NetworkConfiguration = nc
+		subnet := ""
+		if len(nc.AwsvpcConfiguration.Subnets) > 0 {
+			subnet = nc.AwsvpcConfiguration.Subnets[0]
+		}
+		t.Attachments = []ecs.Attachment{{
+			Id: uuid.NewString(), Type: "ElasticNetworkInterface", Status: "PRECREATED",
+			Details: []ecs.KeyValuePair{{Name: "subnetId", Value: subnet}},
+		}}
 	}
 	for _, c := range td.ContainerDefinitions {
 		t.Overrides.ContainerOverrides = append(t.Overrides.ContainerOverrides, ecs.ContainerOverride{Name: c.Name})
@@ -310,4 +339,36 @@ func cloneTask(key string, t *resource.Task) (*resource.Task, error) {
 		return nil, fmt.Errorf("service: %s is not a task", key)
 	}
 	return out, nil
+}
+
+// FargatePlatformVersion resolves a service's platformVersion ("" and LATEST
+// mean the current Linux version).
+func FargatePlatformVersion(pv string) string {
+	if pv == "" || pv == "LATEST" {
+		return "1.4.0"
+	}
+	return pv
+}
+
+// serviceTargets divides count new tasks of dep over its launch type or
+// capacity provider strategy, counting the tasks the service already holds
+// per provider so the strategy's base and weights hold across launches.
+func serviceTargets(snap *cache.Snapshot, svc *resource.Service, dep *resource.Deployment, count int) []planner.TargetCount {
+	strategy := capacity.FromWire(dep.CapacityProviderStrategy)
+	var current map[string]int
+	if len(strategy) > 0 {
+		current = map[string]int{}
+		snap.Walk(svc.Scope.KindPrefix(resource.KindTask, svc.Cluster), func(e *cache.Entry) bool {
+			t, ok := e.Obj.(*resource.Task)
+			if ok && t.ServiceName == svc.ServiceName && t.DesiredStatus == statusRunning && t.LastStatus != statusStopped {
+				current[t.CapacityProviderName]++
+			}
+			return true
+		})
+	}
+	lt := dep.LaunchType
+	if lt == "" {
+		lt = ecs.LaunchTypeEC2
+	}
+	return planner.SplitTargets(lt, strategy, current, count)
 }
