@@ -7,9 +7,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/ecsd/ecsd/controller/provisioning"
 	"github.com/ecsd/ecsd/controller/runtime"
 	servicectl "github.com/ecsd/ecsd/controller/service"
 	"github.com/ecsd/ecsd/controller/taskgc"
+	"github.com/ecsd/ecsd/planner"
 )
 
 // ControllersConfig configures the controllers (they run on the elected
@@ -27,6 +29,11 @@ type ControllersConfig struct {
 	// StoppedTaskRetention is how long STOPPED tasks stay describable before
 	// the collector deletes them (default 1 h).
 	StoppedTaskRetention time.Duration
+	// CapacityWaitTimeout is how long a task may wait in PROVISIONING for
+	// capacity (default 30 min); SpotWarning is an interrupted FARGATE_SPOT
+	// task's stop timeout (default 2 min).
+	CapacityWaitTimeout time.Duration
+	SpotWarning         time.Duration
 }
 
 // Controllers are the running controllers and their manager.
@@ -56,6 +63,14 @@ func (cp *ControlPlane) startControllers(ctx context.Context, cfg ControllersCon
 	elector := cp.Store.Elector("controllers", cfg.ID, cfg.LeaseTTL)
 	var _ runtime.LeaderElector = elector
 	ctrls := []runtime.Controller{svc}
+	if pc, err := provisioning.New(provisioning.Config{
+		Cache: cp.Cache, Planner: planner.New(cp.Store, cp.Cache), AgentTimeout: sc.AgentTimeout,
+		WaitTimeout: cfg.CapacityWaitTimeout, SpotWarning: cfg.SpotWarning, Logger: log,
+	}); err != nil {
+		log.Error("provisioning controller not started", "err", err)
+	} else {
+		ctrls = append(ctrls, pc)
+	}
 	if gc, err := taskgc.New(taskgc.Config{Store: cp.Store, Cache: cp.Cache, Retention: cfg.StoppedTaskRetention, Logger: log}); err != nil {
 		log.Error("task collector not started", "err", err)
 	} else {

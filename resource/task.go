@@ -215,3 +215,23 @@ func mergeEnvironment(base, over []ecs.KeyValuePair) []ecs.KeyValuePair {
 	}
 	return out
 }
+
+// SpotInterruptedReason is the stoppedReason of a Spot interruption.
+const SpotInterruptedReason = "Your Spot Task was interrupted."
+
+// Interrupt asks a FARGATE_SPOT task to stop for a Spot interruption: desired
+// STOPPED with stop code SpotInterruption, and warning as the containers' stop
+// timeout (SIGTERM now, SIGKILL once it has passed). It reports false when the
+// task is already stopping.
+func (t *Task) Interrupt(now time.Time, warning time.Duration) bool {
+	if t.DesiredStatus == "STOPPED" || t.LastStatus == "STOPPED" {
+		return false
+	}
+	t.DesiredStatus = "STOPPED"
+	t.StopCode = ecs.TaskStopCode(StopSpotInterruption)
+	t.StoppedReason = SpotInterruptedReason
+	t.StoppingAt = ecs.NewTime(now)
+	t.StopTimeout = warning
+	t.Version++
+	return true
+}
