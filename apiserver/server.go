@@ -40,6 +40,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// StoppedTaskRetention is how long STOPPED tasks stay describable.
 	StoppedTaskRetention time.Duration
+	// SpotWarning is the stop timeout of an interrupted FARGATE_SPOT task:
+	// SIGTERM at once, SIGKILL after it (default 2 min, as on AWS).
+	SpotWarning time.Duration
 	// Now is the clock; tests inject their own.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -57,6 +60,9 @@ func (c *Config) defaults() {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.SpotWarning == 0 {
+		c.SpotWarning = 2 * time.Minute
 	}
 	if c.StoppedTaskRetention == 0 {
 		c.StoppedTaskRetention = time.Hour
@@ -107,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.DevMode {
 		mux.HandleFunc("POST /ecsd/reset", s.serveReset)
 	}
+	mux.HandleFunc("POST "+SpotInterruptionPath, s.serveSpotInterruption)
 	s.registerAgentEndpoints(mux)
 	return mux
 }
@@ -126,6 +133,8 @@ func (s *Server) routes() {
 	s.registerTasks()
 	s.registerServices()
 	s.registerAttributes()
+	s.registerNodeGroups()
+	s.registerCapacityProviders()
 }
 
 func notImplemented(name string) handler {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	capacityctl "github.com/ecsd/ecsd/controller/capacity"
 	"github.com/ecsd/ecsd/controller/provisioning"
 	"github.com/ecsd/ecsd/controller/runtime"
 	servicectl "github.com/ecsd/ecsd/controller/service"
@@ -34,6 +35,8 @@ type ControllersConfig struct {
 	// task's stop timeout (default 2 min).
 	CapacityWaitTimeout time.Duration
 	SpotWarning         time.Duration
+	// Capacity tunes managed scaling (Store, Cache and Logger are filled in).
+	Capacity capacityctl.Config
 }
 
 // Controllers are the running controllers and their manager.
@@ -75,6 +78,19 @@ func (cp *ControlPlane) startControllers(ctx context.Context, cfg ControllersCon
 		log.Error("task collector not started", "err", err)
 	} else {
 		ctrls = append(ctrls, gc)
+	}
+	cc := cfg.Capacity
+	cc.Store, cc.Cache = cp.Store, cp.Cache
+	if cc.Logger == nil {
+		cc.Logger = log
+	}
+	if cc.AgentTimeout == 0 {
+		cc.AgentTimeout = sc.AgentTimeout
+	}
+	if capc, err := capacityctl.New(cc); err != nil {
+		log.Error("managed scaling not started", "err", err)
+	} else {
+		ctrls = append(ctrls, capc)
 	}
 	mgr := runtime.NewManager(elector, log, ctrls...)
 	cp.Controllers = &Controllers{Manager: mgr, Service: svc}

@@ -131,6 +131,9 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	if cfg.Controllers.StoppedTaskRetention == 0 {
 		cfg.Controllers.StoppedTaskRetention = cfg.API.StoppedTaskRetention
 	}
+	if cfg.Controllers.SpotWarning == 0 {
+		cfg.Controllers.SpotWarning = cfg.API.SpotWarning
+	}
 	cp.startControllers(runCtx, cfg.Controllers, log)
 	log.Info("ecsd API serving", "addr", cp.ln.Addr().String(), "auth", cfg.Auth.Mode)
 	return cp, nil

@@ -355,6 +355,9 @@ func (d *decider) progress() {
 // onActive reports whether the task's instance is ACTIVE (tasks on draining
 // or vanished instances are being replaced).
 func (d *decider) onActive(t *TaskState) bool {
+	if t.OffCluster {
+		return true
+	}
 	in := d.inst[t.InstanceID]
 	return in != nil && in.Status == resource.InstanceActive
 }

@@ -28,6 +28,10 @@ type TaskState struct {
 	Protected bool
 	CPU       int64
 	Memory    int64
+	// OffCluster is set for tasks not on one of the cluster's instances:
+	// waiting for capacity (no instance yet) or on the Fargate pool. Their
+	// instance is not the service's to judge.
+	OffCluster bool
 }
 
 // Stopped reports whether the task has stopped.
