@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/capacity"
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/store"
 )
@@ -30,6 +31,8 @@ const (
 	clusterStatusInactive = "INACTIVE"
 	maxDescribeClusters   = 100
 	maxListClusters       = 100
+	// maxClusterCapacityProviders is ECS's quota of providers per cluster.
+	maxClusterCapacityProviders = 20
 )
 
 var clusterNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
@@ -41,6 +44,7 @@ func (s *Server) registerClusters() {
 	s.ops[ecs.OpUpdateCluster] = s.updateClusterHandler
 	s.ops[ecs.OpUpdateClusterSettings] = op(s.updateClusterSettings)
 	s.ops[ecs.OpDeleteCluster] = op(s.deleteCluster)
+	s.ops[ecs.OpPutClusterCapacityProviders] = op(s.putClusterCapacityProviders)
 }
 
 // errClusterNotFound is ECS's answer for a missing or INACTIVE cluster.
@@ -69,6 +73,7 @@ func (s *Server) createCluster(c *Call, in *ecs.CreateClusterRequest) (*ecs.Crea
 	if err := validateClusterCapacityProviders(in.CapacityProviders, in.DefaultCapacityProviderStrategy); err != nil {
 		return nil, err
 	}
+	providers := in.CapacityProviders
 	rec := s.newClusterRecord(c, name, settings)
 	rec.Tags = in.Tags
 	rec.Configuration = in.Configuration
@@ -78,7 +83,11 @@ func (s *Server) createCluster(c *Call, in *ecs.CreateClusterRequest) (*ecs.Crea
 		// Stored as given: ecsd has no Cloud Map to turn a namespace name into an ARN.
 		rec.ServiceConnectDefaults = &ecs.ClusterServiceConnectDefaults{Namespace: in.ServiceConnectDefaults.Namespace}
 	}
-	got, _, err := s.storeNewCluster(c, rec)
+	got, _, err := s.storeNewCluster(c, rec, func() ([]store.Op, error) {
+		// Only capacity providers that exist can be associated, and a node-group
+		// provider with one cluster only.
+		return s.clusterProviderOps(c, name, "capacityProviders", providers, nil)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +117,10 @@ func (s *Server) newClusterRecord(c *Call, name string, settings []ecs.ClusterSe
 // storeNewCluster writes rec unless an ACTIVE cluster of that name exists, in
 // which case that one is returned unchanged (CreateCluster is idempotent in
 // ECS). An INACTIVE record of the name is replaced. Races between creators are
-// settled by the store's compare-and-swap: the loser re-reads.
-func (s *Server) storeNewCluster(c *Call, rec *resource.Cluster) (*resource.Cluster, int64, error) {
+// settled by the store's compare-and-swap: the loser re-reads. extra, when
+// given, checks what the new record refers to and returns the conditions to
+// commit with it; it runs on every attempt, against fresh state.
+func (s *Server) storeNewCluster(c *Call, rec *resource.Cluster, extra func() ([]store.Op, error)) (*resource.Cluster, int64, error) {
 	key := c.Scope().ClusterKey(rec.ClusterName)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		cur, rev, ok := Get[resource.Cluster](c, key)
@@ -120,8 +131,22 @@ func (s *Server) storeNewCluster(c *Call, rec *resource.Cluster) (*resource.Clus
 		if ok {
 			op = store.Update(key, resource.Encode(rec), rev)
 		}
-		newRev, err := c.Commit(op)
+		ops := []store.Op{op}
+		if extra != nil {
+			more, err := extra()
+			if err != nil {
+				return nil, 0, err
+			}
+			ops = append(ops, more...)
+		}
+		newRev, err := c.Commit(ops...)
 		if errors.Is(err, store.ErrConflict) {
+			if err := c.afterConflict(key, attempt); err != nil {
+				return nil, 0, err
+			}
+			if err := afterProvidersConflict(c, attempt, rec.CapacityProviders); err != nil {
+				return nil, 0, err
+			}
 			continue
 		}
 		if err != nil {
@@ -390,6 +415,65 @@ func (s *Server) mutateActiveCluster(c *Call, ref string, fn func(cur *resource.
 	})
 }
 
+// ---- PutClusterCapacityProviders
+
+// putClusterCapacityProviders replaces the cluster's capacity providers and
+// default strategy. Providers it drops must not be in use by the cluster's
+// services or unstopped tasks.
+func (s *Server) putClusterCapacityProviders(c *Call, in *ecs.PutClusterCapacityProvidersRequest) (*ecs.PutClusterCapacityProvidersResponse, error) {
+	if err := validateClusterCapacityProviders(in.CapacityProviders, in.DefaultCapacityProviderStrategy); err != nil {
+		return nil, err
+	}
+	scope := c.Scope()
+	name, err := parseClusterRef(scope, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	key := scope.ClusterKey(name)
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		cur, rev, ok := Get[resource.Cluster](c, key)
+		if !ok || cur.Status != clusterStatusActive {
+			return nil, errClusterNotFound()
+		}
+		removed := removedProviders(cur.CapacityProviders, in.CapacityProviders)
+		if err := providersInUse(c.Snapshot(), scope, name, removed); err != nil {
+			return nil, err
+		}
+		touch, err := s.clusterProviderOps(c, name, "capacityProviders", in.CapacityProviders, cur.CapacityProviders)
+		if err != nil {
+			return nil, err
+		}
+		next := Clone(cur)
+		next.CapacityProviders = wireList(in.CapacityProviders)
+		next.DefaultCapacityProviderStrategy = wireList(in.DefaultCapacityProviderStrategy)
+		newRev, err := c.Commit(append([]store.Op{store.Update(key, resource.Encode(next), rev)}, touch...)...)
+		if errors.Is(err, store.ErrConflict) {
+			if err := c.afterConflict(key, attempt); err != nil {
+				return nil, err
+			}
+			if err := afterProvidersConflict(c, attempt, in.CapacityProviders); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		// A task or service stored under the cluster's old revision between the
+		// check and the commit is visible now: put the providers back if one
+		// uses a provider just removed.
+		if err := providersInUse(c.Snapshot(), scope, name, removed); err != nil {
+			if _, uerr := c.Commit(store.Update(key, resource.Encode(cur), newRev)); uerr != nil && !errors.Is(uerr, store.ErrConflict) {
+				return nil, uerr
+			}
+			return nil, err
+		}
+		view := s.clusterResponse(c, next)
+		return &ecs.PutClusterCapacityProvidersResponse{Cluster: &view}, nil
+	}
+	return nil, ecs.Errorf(ecs.CodeUpdateInProgress, "Cluster %s is being changed by another request; retry.", name)
+}
+
 // ---- DeleteCluster
 
 func (s *Server) deleteCluster(c *Call, in *ecs.DeleteClusterRequest) (*ecs.DeleteClusterResponse, error) {
@@ -476,7 +560,7 @@ func (s *Server) resolveClusterRev(c *Call, ref string, createDefault bool) (*re
 	if !createDefault || name != defaultClusterName {
 		return nil, 0, errClusterNotFound()
 	}
-	return s.storeNewCluster(c, s.newClusterRecord(c, name, nil))
+	return s.storeNewCluster(c, s.newClusterRecord(c, name, nil), nil)
 }
 
 // parseClusterRef turns a cluster reference into a cluster name: "" is the
@@ -585,13 +669,16 @@ func validateClusterConfiguration(path string, cfg *ecs.ClusterConfiguration) er
 	return nil
 }
 
-// validateClusterCapacityProviders checks the providers associated at creation
-// and the default strategy over them. Which providers exist (beyond FARGATE and
-// FARGATE_SPOT, always available) is the capacity providers' business.
+// validateClusterCapacityProviders checks the providers associated with a
+// cluster and the default strategy over them, as far as the request alone
+// tells: which providers exist is checked by clusterProviderOps.
 func validateClusterCapacityProviders(providers []string, strategy []ecs.CapacityProviderStrategyItem) error {
+	if len(providers) > maxClusterCapacityProviders {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "capacityProviders: a cluster can have at most %d capacity providers; got %d.", maxClusterCapacityProviders, len(providers))
+	}
 	seen := make(map[string]bool, len(providers))
 	for i, p := range providers {
-		if !clusterNameRE.MatchString(p) {
+		if !capacityProviderNameRE.MatchString(p) {
 			return ecs.Errorf(ecs.CodeInvalidParameter, "capacityProviders[%d]: %q is not a valid capacity provider name.", i, p)
 		}
 		if seen[p] {
@@ -599,25 +686,14 @@ func validateClusterCapacityProviders(providers []string, strategy []ecs.Capacit
 		}
 		seen[p] = true
 	}
-	inStrategy := make(map[string]bool, len(strategy))
-	withBase := 0
 	for i, item := range strategy {
-		p := "defaultCapacityProviderStrategy[" + strconv.Itoa(i) + "]"
-		if !seen[item.CapacityProvider] {
-			return ecs.Errorf(ecs.CodeInvalidParameter, "%s.capacityProvider: %s is not associated with the cluster; add it to capacityProviders.", p, item.CapacityProvider)
-		}
-		if inStrategy[item.CapacityProvider] {
-			return ecs.Errorf(ecs.CodeInvalidParameter, "%s.capacityProvider: %s appears more than once in the strategy.", p, item.CapacityProvider)
-		}
-		inStrategy[item.CapacityProvider] = true
-		if item.Base > 0 {
-			withBase++
+		if item.CapacityProvider != "" && !seen[item.CapacityProvider] {
+			return ecs.Errorf(ecs.CodeInvalidParameter, "defaultCapacityProviderStrategy[%d].capacityProvider: %s is not associated with the cluster; add it to capacityProviders.", i, item.CapacityProvider)
 		}
 	}
-	if withBase > 1 {
-		return ecs.Errorf(ecs.CodeInvalidParameter, "defaultCapacityProviderStrategy: only one capacity provider in a strategy can have a base.")
-	}
-	return nil
+	// ECS accepts a default strategy whose weights are all zero and refuses it
+	// only when a service or task falls back to it; the rest is checked now.
+	return capacity.ValidateStructure("defaultCapacityProviderStrategy", capacity.FromWire(strategy))
 }
 
 // wireList returns a non-nil slice, which the wire sends as [] (ECS sends

@@ -136,7 +136,7 @@ func TestRunTaskStrategySplitAndWaiting(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := context.Background()
 	_, err := env.ECS.CreateCluster(ctx, &sdkecs.CreateClusterInput{ClusterName: aws.String("mix"),
-		CapacityProviders: []string{"FARGATE", "FARGATE_SPOT"},
+		CapacityProviders:               []string{"FARGATE", "FARGATE_SPOT"},
 		DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1}}})
 	if err != nil {
 		t.Fatal(err)

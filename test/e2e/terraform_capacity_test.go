@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecsd/ecsd/internal/testenv"
+)
+
+// capacityTF is a node-group capacity provider with managed scaling and
+// termination protection, a cluster, and the cluster's providers (FARGATE,
+// FARGATE_SPOT and the node-group one) with a default strategy. The node group
+// is created beforehand through ecsd's node group API; its ARN comes in as
+// var.asg_arn, as an aws_autoscaling_group's would.
+const capacityTF = `
+terraform {
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0"
+    }
+  }
+}
+
+variable "endpoint" {
+  type = string
+}
+
+variable "asg_arn" {
+  type = string
+}
+
+provider "aws" {
+  region                      = "us-east-1"
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+
+  endpoints {
+    ecs = var.endpoint
+  }
+}
+
+resource "aws_ecs_capacity_provider" "nodes" {
+  name = "e2e-nodes"
+
+  auto_scaling_group_provider {
+    auto_scaling_group_arn         = var.asg_arn
+    managed_termination_protection = "ENABLED"
+
+    managed_scaling {
+      status                    = "ENABLED"
+      target_capacity           = 90
+      minimum_scaling_step_size = 1
+      maximum_scaling_step_size = 2
+      instance_warmup_period    = 60
+    }
+  }
+
+  tags = {
+    env = "e2e"
+  }
+}
+
+resource "aws_ecs_cluster" "main" {
+  name = "e2e-cap"
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "main" {
+  cluster_name       = aws_ecs_cluster.main.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT", aws_ecs_capacity_provider.nodes.name]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    base              = 1
+    weight            = 1
+  }
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE_SPOT"
+    weight            = 3
+  }
+}
+`
+
+// nodeGroupTarget is the X-Amz-Target prefix of ecsd's node group API.
+const nodeGroupTarget = "EcsdNodeGroups_20261101"
+
+// createNodeGroup calls CreateNodeGroup with a SigV4-signed JSON 1.1 POST
+// (signing name "ecs", like the ECS API on the same listener) and returns the
+// group's ARN. ok is false when the server does not know the operation yet.
+func createNodeGroup(t *testing.T, endpoint string, body map[string]any) (arn string, ok bool) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, endpoint+"/", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", nodeGroupTarget+".CreateNodeGroup")
+	sum := sha256.Sum256(b)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
+		req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("CreateNodeGroup: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Type      string `json:"__type"`
+		Message   string `json:"message"`
+		NodeGroup struct {
+			Name                string `json:"name"`
+			ARN                 string `json:"arn"`
+			AutoScalingGroupArn string `json:"autoScalingGroupArn"`
+		} `json:"nodeGroup"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("CreateNodeGroup: status %d, undecodable body: %v", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		if strings.Contains(out.Type, "UnknownOperationException") {
+			return "", false
+		}
+		t.Fatalf("CreateNodeGroup: status %d: %s: %s", resp.StatusCode, out.Type, out.Message)
+	}
+	arn = out.NodeGroup.AutoScalingGroupArn
+	if arn == "" {
+		arn = out.NodeGroup.ARN
+	}
+	if !strings.HasPrefix(arn, "arn:aws:autoscaling:") {
+		t.Fatalf("CreateNodeGroup answered no Auto Scaling group ARN: %+v", out.NodeGroup)
+	}
+	return arn, true
+}
+
+// TestTerraformCapacity applies aws_ecs_capacity_provider (backed by an ecsd
+// node group), aws_ecs_cluster and aws_ecs_cluster_capacity_providers with
+// Terraform and the offline AWS provider against `ecsd server`; a second plan
+// must show no changes, and destroy must leave the provider INACTIVE and the
+// cluster deleted.
+func TestTerraformCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped in -short mode")
+	}
+	t.Parallel()
+	tf := needTool(t, "terraform")
+	mirror := providerMirror(t)
+	const account = "111122223333"
+	p := startECSD(t, ecsdOpts{Mode: "server", Env: []string{
+		"ECSD_ACCESS_KEY_ID=test", "ECSD_SECRET_ACCESS_KEY=test", "ECSD_ACCOUNT_ID=" + account,
+	}})
+	sdk := testenv.NewClient(p.URL, "test", "test", "us-east-1")
+	ctx := context.Background()
+
+	// The node group's instances join their own cluster; the provider is then
+	// associated with the Terraform-managed one.
+	if _, err := sdk.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("e2e-cap-nodes")}); err != nil {
+		t.Fatal(err)
+	}
+	asgARN, ok := createNodeGroup(t, p.URL, map[string]any{
+		"name": "e2e-group", "cluster": "e2e-cap-nodes", "minSize": 0, "maxSize": 2, "instanceType": "t3.small",
+	})
+	if !ok {
+		t.Skip("the server does not implement " + nodeGroupTarget + ".CreateNodeGroup yet (UnknownOperationException)")
+	}
+
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(capacityTF), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(terraformEnv(t, t.TempDir(), mirror, p.URL), "TF_VAR_asg_arn="+asgARN)
+	terraform := func(timeout time.Duration, args ...string) (string, int) {
+		t.Helper()
+		out, err := run(t, timeout, work, env, tf, append(args, "-no-color")...)
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return out, 0
+		case errors.As(err, &ee) && ee.ExitCode() > 0:
+			return out, ee.ExitCode()
+		default:
+			t.Fatalf("terraform %s: %v", args[0], err)
+			return out, -1
+		}
+	}
+
+	if _, code := terraform(2*time.Minute, "init", "-input=false"); code != 0 {
+		t.Fatalf("terraform init exited %d (output above)", code)
+	}
+	if _, code := terraform(5*time.Minute, "apply", "-auto-approve", "-input=false"); code != 0 {
+		t.Fatalf("terraform apply exited %d (output above)", code)
+	}
+
+	// What Terraform wrote is what ecsd stored.
+	dp, err := sdk.DescribeCapacityProviders(ctx, &ecs.DescribeCapacityProvidersInput{
+		CapacityProviders: []string{"e2e-nodes"}, Include: []types.CapacityProviderField{types.CapacityProviderFieldTags},
+	})
+	if err != nil {
+		t.Fatalf("describe-capacity-providers after apply: %v", err)
+	}
+	if len(dp.CapacityProviders) != 1 {
+		t.Fatalf("describe-capacity-providers after apply: %+v", dp)
+	}
+	cp := dp.CapacityProviders[0]
+	if got, want := aws.ToString(cp.CapacityProviderArn), "arn:aws:ecs:us-east-1:"+account+":capacity-provider/e2e-nodes"; got != want {
+		t.Errorf("capacity provider ARN = %q, want %q", got, want)
+	}
+	if cp.Status != types.CapacityProviderStatusActive {
+		t.Errorf("capacity provider status = %q, want ACTIVE", cp.Status)
+	}
+	if a := cp.AutoScalingGroupProvider; a == nil || aws.ToString(a.AutoScalingGroupArn) != asgARN ||
+		a.ManagedTerminationProtection != types.ManagedTerminationProtectionEnabled || a.ManagedScaling == nil ||
+		a.ManagedScaling.Status != types.ManagedScalingStatusEnabled || aws.ToInt32(a.ManagedScaling.TargetCapacity) != 90 ||
+		aws.ToInt32(a.ManagedScaling.MaximumScalingStepSize) != 2 || aws.ToInt32(a.ManagedScaling.InstanceWarmupPeriod) != 60 {
+		t.Errorf("auto scaling group provider after apply: %+v", a)
+	}
+	if got := tagMap(cp.Tags); got["env"] != "e2e" || len(got) != 1 {
+		t.Errorf("capacity provider tags = %v, want env=e2e", got)
+	}
+	dc, err := sdk.DescribeClusters(ctx, &ecs.DescribeClustersInput{Clusters: []string{"e2e-cap"}})
+	if err != nil || len(dc.Clusters) != 1 {
+		t.Fatalf("describe-clusters after apply: %v %+v", err, dc)
+	}
+	c := dc.Clusters[0]
+	if want := []string{"FARGATE", "FARGATE_SPOT", "e2e-nodes"}; !sameSet(c.CapacityProviders, want) {
+		t.Errorf("cluster capacity providers = %v, want %v", c.CapacityProviders, want)
+	}
+	if len(c.DefaultCapacityProviderStrategy) != 2 {
+		t.Errorf("cluster default strategy = %+v, want FARGATE base 1 weight 1, FARGATE_SPOT weight 3", c.DefaultCapacityProviderStrategy)
+	}
+
+	// A second plan must find nothing to change.
+	if out, code := terraform(3*time.Minute, "plan", "-detailed-exitcode", "-input=false"); code != 0 {
+		t.Errorf("terraform plan after apply exited %d, want 0 (no changes); the plan shows which attribute differs:\n%s", code, out)
+	}
+
+	if _, code := terraform(5*time.Minute, "destroy", "-auto-approve", "-input=false"); code != 0 {
+		t.Fatalf("terraform destroy exited %d (output above)", code)
+	}
+	dp, err = sdk.DescribeCapacityProviders(ctx, &ecs.DescribeCapacityProvidersInput{CapacityProviders: []string{"e2e-nodes"}})
+	if err != nil {
+		t.Fatalf("describe-capacity-providers after destroy: %v", err)
+	}
+	if len(dp.CapacityProviders) != 1 || dp.CapacityProviders[0].Status != types.CapacityProviderStatusInactive {
+		t.Errorf("after destroy: providers %+v failures %+v; want e2e-nodes INACTIVE", dp.CapacityProviders, dp.Failures)
+	}
+	dc, err = sdk.DescribeClusters(ctx, &ecs.DescribeClustersInput{Clusters: []string{"e2e-cap"}})
+	if err != nil {
+		t.Fatalf("describe-clusters after destroy: %v", err)
+	}
+	if len(dc.Clusters) != 1 || aws.ToString(dc.Clusters[0].Status) != "INACTIVE" {
+		t.Errorf("after destroy: clusters %+v failures %+v; want e2e-cap INACTIVE", dc.Clusters, dc.Failures)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
