@@ -113,7 +113,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", reqID)
 	start := time.Now()
 	target := r.Header.Get("X-Amz-Target")
-	opName, ok := strings.CutPrefix(target, ecs.TargetPrefix+".")
+	// ECS operations, and node group operations under their own prefix
+	// (nodegroups.go); opKey is the operation's key in s.ops.
+	opKey, opName, ok := splitTarget(target)
 	log := s.log.With("request_id", reqID, "op", opName)
 	if r.Method != http.MethodPost {
 		s.writeError(w, log, ecs.Errorf(ecs.CodeUnknownOperation, "The ECS API accepts only POST requests; got %s %s.", r.Method, r.URL.Path))
@@ -134,7 +136,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, log, err)
 		return
 	}
-	h, found := s.ops[opName]
+	h, found := s.ops[opKey]
 	if !ok || !found {
 		s.writeError(w, log, ecs.Errorf(ecs.CodeUnknownOperation, "Unknown operation %q: X-Amz-Target must be %s.<Operation>.", target, ecs.TargetPrefix))
 		return

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	capacityctl "github.com/ecsd/ecsd/controller/capacity"
+	"github.com/ecsd/ecsd/controller/nodegroup"
 	"github.com/ecsd/ecsd/controller/provisioning"
 	"github.com/ecsd/ecsd/controller/runtime"
 	servicectl "github.com/ecsd/ecsd/controller/service"
@@ -37,6 +38,10 @@ type ControllersConfig struct {
 	SpotWarning         time.Duration
 	// Capacity tunes managed scaling (Store, Cache and Logger are filled in).
 	Capacity capacityctl.Config
+	// NodeGroups tunes the node-group controller, which runs when
+	// NodeGroups.Provisioner is set (Store, Cache, ServerURL, JoinToken and
+	// Logger are filled in unless given).
+	NodeGroups nodegroup.Config
 }
 
 // Controllers are the running controllers and their manager.
@@ -91,6 +96,23 @@ func (cp *ControlPlane) startControllers(ctx context.Context, cfg ControllersCon
 		log.Error("managed scaling not started", "err", err)
 	} else {
 		ctrls = append(ctrls, capc)
+	}
+	if ngc := cfg.NodeGroups; ngc.Provisioner != nil {
+		ngc.Store, ngc.Cache = cp.Store, cp.Cache
+		if ngc.ServerURL == "" {
+			ngc.ServerURL = cp.URL()
+		}
+		if ngc.JoinToken == "" {
+			ngc.JoinToken = cp.joinToken
+		}
+		if ngc.Logger == nil {
+			ngc.Logger = log
+		}
+		if ng, err := nodegroup.New(ngc); err != nil {
+			log.Error("node-group controller not started", "err", err)
+		} else {
+			ctrls = append(ctrls, ng)
+		}
 	}
 	mgr := runtime.NewManager(elector, log, ctrls...)
 	cp.Controllers = &Controllers{Manager: mgr, Service: svc}

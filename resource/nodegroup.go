@@ -36,6 +36,10 @@ func ParseNodeGroupARN(arn string) (Scope, string, error) {
 	return Scope{Account: f[4], Region: f[3]}, name, nil
 }
 
+// NodeGroupDeleting is the Status of a group being deleted (its nodes drain,
+// then the record goes).
+const NodeGroupDeleting = "Delete in progress"
+
 // Node lifecycle states within a group.
 const (
 	NodePending     = "Pending"     // the provisioner was asked for it; its agent has not registered yet
@@ -90,6 +94,9 @@ type NodeGroup struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// Status is "" (active) or "Delete in progress" while the group drains.
 	Status string `json:"status,omitempty"`
+	// ForceDelete is set by DeleteNodeGroup with forceDelete: the group's
+	// nodes are removed even while they run tasks.
+	ForceDelete bool `json:"forceDelete,omitempty"`
 	// LastScalingAt is when desired last changed (warm-up and cooldown).
 	LastScalingAt *time.Time `json:"lastScalingAt,omitempty"`
 }

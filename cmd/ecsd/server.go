@@ -132,6 +132,7 @@ func credentials(file, account string) ([]auth.Credential, error) {
 
 func serverCmd() *cobra.Command {
 	var f serverFlags
+	var pf provisionerFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the ecsd control plane (ECS API on etcd)",
@@ -143,10 +144,18 @@ func serverCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cfg, nil)
+			prov, closeProv, err := pf.build(cfg.DataDir, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			wireNodeGroups(&cfg, prov, pf.serverURL)
+			err = serve(cfg, nil)
+			closeProv() // after the control plane: no controller launches any more
+			return err
 		},
 	}
 	f.register(cmd.Flags(), string(auth.Strict), "./ecsd-data")
+	pf.register(cmd.Flags(), "none")
 	return cmd
 }
 
