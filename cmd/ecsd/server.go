@@ -32,6 +32,8 @@ type serverFlags struct {
 	logLevel        string
 	logFormat       string
 	joinToken       string
+	spotWarning     time.Duration
+	capacityWait    time.Duration
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultAuth, defaultDataDir string) {
@@ -45,6 +47,8 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultAuth, defaultDataDir st
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", 15*time.Minute, "largest accepted difference between a request's X-Amz-Date and the server clock")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&f.spotWarning, "spot-warning", 2*time.Minute, "how long an interrupted FARGATE_SPOT task gets between SIGTERM and SIGKILL")
+	fs.DurationVar(&f.capacityWait, "capacity-wait-timeout", 30*time.Minute, "how long a task may wait in PROVISIONING for capacity before it is stopped")
 	fs.StringVar(&f.joinToken, "join-token", "", "token agents register with (empty: generated once and kept in <data-dir>/join-token)")
 }
 
@@ -106,6 +110,8 @@ func (f *serverFlags) config(devMode bool) (controlplane.Config, error) {
 	cfg.Auth = auth.Config{Mode: mode, Credentials: creds, DefaultAccount: f.accountID, DefaultRegion: f.region, MaxSkew: f.maxSkew}
 	cfg.API.DevMode = devMode
 	cfg.API.JoinToken = f.joinToken
+	cfg.API.SpotWarning = f.spotWarning
+	cfg.Controllers.CapacityWaitTimeout = f.capacityWait
 	cfg.API.Version = version
 	return cfg, nil
 }
