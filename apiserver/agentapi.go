@@ -163,6 +163,9 @@ func (h *agentHub) serveRegister(w http.ResponseWriter, r *http.Request) {
 
 func (h *agentHub) register(ctx context.Context, req *agentapi.RegisterRequest) (*agentapi.RegisterResponse, error) {
 	s := h.s
+	if err := agentCheckKind(req); err != nil {
+		return nil, err
+	}
 	reg := instanceRegistration{
 		ClusterRef:  req.Cluster,
 		Resources:   req.TotalResources,
@@ -171,12 +174,21 @@ func (h *agentHub) register(ctx context.Context, req *agentapi.RegisterRequest) 
 		Tags:        req.Tags,
 		Doc:         ciIdentityDocument{AvailabilityZone: req.AvailabilityZone, InstanceType: req.InstanceType},
 		Hostname:    req.Hostname,
+		Fargate:     req.Fargate,
 		External:    req.External,
+		NodeGroup:   req.NodeGroup,
+		NodeID:      req.NodeID,
+	}
+	if req.Fargate {
+		// A pool agent serves every cluster of its scope: --cluster only
+		// chooses the scope (when it is an ARN).
+		reg.ClusterRef = resource.FargatePool
 	}
 	secret := req.Secret
 	var scope resource.Scope
 	if req.ContainerInstanceArn != "" {
-		// Resuming: the instance credential is the proof.
+		// Resuming: the instance credential is the proof. What kind of instance
+		// it is was fixed when it first registered.
 		rec, err := h.authenticate(req.ContainerInstanceArn, req.Secret)
 		if err != nil {
 			return nil, err
@@ -184,6 +196,7 @@ func (h *agentHub) register(ctx context.Context, req *agentapi.RegisterRequest) 
 		scope = rec.Scope
 		reg.ClusterRef = rec.Cluster
 		reg.ARN = rec.ContainerInstanceArn
+		reg.Fargate, reg.External, reg.NodeGroup, reg.NodeID = rec.Fargate, rec.External, rec.NodeGroup, rec.NodeID
 	} else {
 		if s.cfg.JoinToken == "" {
 			return nil, &agentError{http.StatusForbidden, agentapi.ErrRegistrationDisabled, "this server admits no agents: it was started without a join token."}
@@ -210,6 +223,25 @@ func (h *agentHub) register(ctx context.Context, req *agentapi.RegisterRequest) 
 		ClusterArn:           scope.ClusterARN(rec.Cluster),
 		HeartbeatInterval:    s.cfg.HeartbeatInterval,
 	}, nil
+}
+
+// agentCheckKind refuses a registration that asks to be two kinds of
+// instance at once.
+func agentCheckKind(req *agentapi.RegisterRequest) error {
+	bad := func(msg string) error {
+		return &agentError{http.StatusBadRequest, agentapi.ErrBadRequest, msg}
+	}
+	switch {
+	case req.Fargate && req.External:
+		return bad("fargate and external are exclusive: a Fargate pool agent cannot be an external instance.")
+	case req.Fargate && req.NodeGroup != "":
+		return bad("fargate and nodeGroup are exclusive: the Fargate pool is not a node group.")
+	case req.NodeID != "" && req.NodeGroup == "":
+		return bad("nodeId needs nodeGroup: a node belongs to a node group.")
+	case len(req.NodeGroup) > 255 || len(req.NodeID) > 255:
+		return bad("nodeGroup and nodeId have at most 255 characters.")
+	}
+	return nil
 }
 
 // registerScope is where a new agent registers: the cluster ARN's account and

@@ -242,7 +242,7 @@ func (c *agentConn) pushLoop() {
 			if !ok {
 				continue // collected: the agent has nothing left to do for it
 			}
-			if t, ok := e.Obj.(*resource.Task); ok && t.InstanceID == c.id {
+			if t, ok := e.Obj.(*resource.Task); ok && c.holds(t) {
 				msg.Tasks = append(msg.Tasks, taskAssignment(e, t))
 			}
 		}
@@ -258,14 +258,27 @@ func (c *agentConn) pushLoop() {
 	}
 }
 
+// pool reports whether the connection is a Fargate pool agent's: it serves
+// the tasks of every cluster in its scope.
+func (c *agentConn) pool() bool { return c.cluster == resource.FargatePool }
+
+// holds reports whether t is placed on this connection's instance.
+func (c *agentConn) holds(t *resource.Task) bool {
+	return t.InstanceID == c.id && t.InstanceKey() == c.key
+}
+
 // fullTasks is every task assigned to the instance that is not STOPPED with
 // its resources given back: what the agent must be running or stopping.
 func (c *agentConn) fullTasks() agentapi.Tasks {
 	snap := c.h.s.cache.Snapshot()
 	out := agentapi.Tasks{Full: true, Tasks: []agentapi.TaskAssignment{}}
-	snap.Walk(c.scope.KindPrefix(resource.KindTask, c.cluster), func(e *cache.Entry) bool {
+	prefix := c.scope.KindPrefix(resource.KindTask, c.cluster)
+	if c.pool() {
+		prefix = c.scope.KindPrefix(resource.KindTask)
+	}
+	snap.Walk(prefix, func(e *cache.Entry) bool {
 		t, ok := e.Obj.(*resource.Task)
-		if ok && t.InstanceID == c.id && !(t.LastStatus == "STOPPED" && t.Released) {
+		if ok && c.holds(t) && !(t.LastStatus == "STOPPED" && t.Released) {
 			out.Tasks = append(out.Tasks, taskAssignment(e, t))
 		}
 		return true
@@ -295,6 +308,9 @@ func taskAssignment(e *cache.Entry, t *resource.Task) agentapi.TaskAssignment {
 		Containers:           t.Containers,
 		Attachments:          t.Attachments,
 		EnableExecuteCommand: t.EnableExecuteCommand,
+		StopTimeout:          t.StopTimeout,
+		CapacityProviderName: t.CapacityProviderName,
+		PlatformVersion:      t.PlatformVersion,
 		Version:              e.Rev,
 	}
 	if t.CreatedAt != nil {
@@ -375,11 +391,14 @@ func (c *agentConn) handleStateChange(body json.RawMessage) error {
 	case resource.TaskStatusRank(sc.Status) < 0:
 		return reject(fmt.Sprintf("malformed state change: status %q is not a task status", sc.Status))
 	}
-	if a, err := resource.ParseARN(sc.TaskArn); err != nil || a.Type != "task" || a.Scope != c.scope || len(a.Parts) != 2 || a.Parts[0] != c.cluster {
+	// A pool agent reports tasks of any cluster of its scope (the ARN names
+	// the task's cluster); applyStateChange checks the task is placed on it.
+	a, err := resource.ParseARN(sc.TaskArn)
+	if err != nil || a.Type != "task" || a.Scope != c.scope || len(a.Parts) != 2 || a.Parts[0] == "" || (!c.pool() && a.Parts[0] != c.cluster) {
 		return reject("task " + sc.TaskArn + " is not in this instance's cluster")
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
-	err := c.h.s.applyStateChange(ctx, c.scope, c.cluster, c.id, &sc)
+	err = c.h.s.applyStateChange(ctx, c.scope, a.Parts[0], c.id, &sc)
 	cancel()
 	if err != nil && agentFault(err) {
 		c.log.Error("state change could not be applied; closing so the agent resends", "seq", sc.Seq, "task", sc.TaskArn, "err", err)

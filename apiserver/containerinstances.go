@@ -6,11 +6,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/ecsd/ecsd/api/ecs"
+	"github.com/ecsd/ecsd/cache"
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/store"
 )
@@ -54,10 +56,21 @@ type instanceRegistration struct {
 	Tags        []ecs.Tag
 	Doc         ciIdentityDocument
 	Hostname    string
-	External    bool
+	// Fargate, External, NodeGroup and NodeID come only from the agent channel
+	// (RegisterContainerInstance has no way to ask for them). A Fargate
+	// instance joins the scope's managed pool (cluster resource.FargatePool,
+	// which has no cluster record) instead of ClusterRef.
+	Fargate   bool
+	External  bool
+	NodeGroup string
+	NodeID    string
 	// SecretHash is set for agents joining through the agent channel.
 	SecretHash string
 }
+
+// ciExternalAttribute marks an EXTERNAL (ECS Anywhere-style) instance; the
+// EXTERNAL launch type and placement constraints select on it.
+const ciExternalAttribute = "ecs.capability.external"
 
 // ---- RegisterContainerInstance
 
@@ -103,13 +116,23 @@ func (s *Server) registerInstance(c *Call, r instanceRegistration) (*resource.Co
 		return nil, 0, ecs.Errorf(ecs.CodeInvalidParameter, "instanceIdentityDocument: the instance is in region %s, but this request is for region %s.", r.Doc.Region, scope.Region)
 	}
 	attrs = ciStandardAttributes(attrs, r.Doc, scope.Region)
+	if r.External {
+		attrs = ciFlagAttribute(attrs, ciExternalAttribute)
+	}
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		cluster, clusterRev, err := s.resolveClusterRev(c, r.ClusterRef, true)
-		if err != nil {
-			return nil, 0, err
+		// The pool has no cluster record to resolve or to guard the write with.
+		clusterName := resource.FargatePool
+		var guard []store.Op
+		if !r.Fargate {
+			cluster, clusterRev, err := s.resolveClusterRev(c, r.ClusterRef, true)
+			if err != nil {
+				return nil, 0, err
+			}
+			clusterName = cluster.ClusterName
+			guard = append(guard, store.Check(scope.ClusterKey(clusterName), clusterRev))
 		}
 		if r.ARN != "" {
-			return s.reregisterInstance(c, cluster.ClusterName, r, resources, attrs)
+			return s.reregisterInstance(c, clusterName, r, resources, attrs)
 		}
 		id := strings.ReplaceAll(uuid.NewString(), "-", "")
 		ec2ID := r.Doc.InstanceID
@@ -118,7 +141,7 @@ func (s *Server) registerInstance(c *Call, r instanceRegistration) (*resource.Co
 		}
 		rec := &resource.ContainerInstance{
 			ContainerInstance: ecs.ContainerInstance{
-				ContainerInstanceArn: scope.ContainerInstanceARN(cluster.ClusterName, id),
+				ContainerInstanceArn: scope.ContainerInstanceARN(clusterName, id),
 				Ec2InstanceId:        ec2ID,
 				Status:               resource.InstanceActive,
 				RegisteredAt:         ecs.NewTime(c.Now),
@@ -126,26 +149,31 @@ func (s *Server) registerInstance(c *Call, r instanceRegistration) (*resource.Co
 				Attributes:           attrs,
 				VersionInfo:          r.VersionInfo,
 				Tags:                 r.Tags,
+				CapacityProviderName: nodeGroupProvider(c.Snapshot(), scope, r.NodeGroup),
 			},
 			Scope:      scope,
-			Cluster:    cluster.ClusterName,
+			Cluster:    clusterName,
 			ID:         id,
 			SecretHash: r.SecretHash,
 			Hostname:   r.Hostname,
+			Fargate:    r.Fargate,
 			External:   r.External,
+			NodeGroup:  r.NodeGroup,
+			NodeID:     r.NodeID,
 		}
 		if rec.VersionInfo == nil {
 			rec.VersionInfo = &ecs.VersionInfo{}
 		}
-		key := scope.ContainerInstanceKey(cluster.ClusterName, id)
-		rev, err := c.Commit(store.Create(key, resource.Encode(rec)), store.Check(scope.ClusterKey(cluster.ClusterName), clusterRev))
+		key := scope.ContainerInstanceKey(clusterName, id)
+		rev, err := c.Commit(append([]store.Op{store.Create(key, resource.Encode(rec))}, guard...)...)
 		if errors.Is(err, store.ErrConflict) {
 			continue // the cluster changed (or was deleted) since we looked: look again
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		s.log.Info("container instance registered", "instance", rec.ContainerInstanceArn, "agent", r.SecretHash != "")
+		s.log.Info("container instance registered", "instance", rec.ContainerInstanceArn, "agent", r.SecretHash != "",
+			"fargate", rec.Fargate, "external", rec.External, "node_group", rec.NodeGroup, "capacity_provider", rec.CapacityProviderName)
 		return rec, rev, nil
 	}
 	return nil, 0, ecs.Errorf(ecs.CodeUpdateInProgress, "The cluster is being changed by another request; retry.")
@@ -166,7 +194,14 @@ func (s *Server) reregisterInstance(c *Call, cluster string, r instanceRegistrat
 			return nil, ecs.Errorf(ecs.CodeClient, "containerInstanceArn: container instance %s was deregistered; register without containerInstanceArn to join as a new instance.", r.ARN)
 		}
 		cur.RegisteredResources = resources
+		if cur.External {
+			attrs = ciFlagAttribute(attrs, ciExternalAttribute)
+		}
 		cur.Attributes = keepCustomAttributes(attrs, cur.Attributes)
+		if cur.NodeGroup != "" && cur.CapacityProviderName == "" {
+			// The group's capacity provider may have been created since.
+			cur.CapacityProviderName = nodeGroupProvider(c.Snapshot(), scope, cur.NodeGroup)
+		}
 		if r.VersionInfo != nil {
 			cur.VersionInfo = r.VersionInfo
 		}
@@ -210,6 +245,32 @@ func ciStandardAttributes(attrs []ecs.Attribute, doc ciIdentityDocument, region 
 	attrs = ciDefaultAttribute(attrs, "ecs.instance-type", itype)
 	attrs = ciDefaultAttribute(attrs, "ecs.ami-id", doc.ImageID)
 	return attrs
+}
+
+// ciFlagAttribute adds a value-less attribute (a capability) unless present.
+func ciFlagAttribute(attrs []ecs.Attribute, name string) []ecs.Attribute {
+	if slices.ContainsFunc(attrs, func(a ecs.Attribute) bool { return a.Name == name }) {
+		return attrs
+	}
+	return append(attrs, ecs.Attribute{Name: name})
+}
+
+// nodeGroupProvider is the name of the ACTIVE capacity provider of the scope
+// whose Auto Scaling group is the node group ("" for none, or no group).
+func nodeGroupProvider(snap *cache.Snapshot, scope resource.Scope, group string) string {
+	if group == "" {
+		return ""
+	}
+	name := ""
+	snap.Walk(scope.KindPrefix(resource.KindCapacityProvider), func(e *cache.Entry) bool {
+		p, ok := e.Obj.(*resource.CapacityProvider)
+		if ok && p.NodeGroup == group && p.Status == ecs.CapacityProviderStatusACTIVE {
+			name = p.Name
+			return false
+		}
+		return true
+	})
+	return name
 }
 
 // ciNewEC2InstanceID makes an EC2-style instance id (i- and 17 hex digits) for

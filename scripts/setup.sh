@@ -5,9 +5,11 @@
 # Expected on the machine image (verified, never downloaded here): Go (at
 # /usr/local/go), the aws CLI v1, Terraform 1.11 and the AWS provider in a
 # filesystem mirror. Installed from Debian when missing: docker.io,
-# busybox-static (the agent runs containers built from busybox) and
-# docker-registry (the e2e tests pull an image from a registry on loopback).
-# dockerd is started without systemd when it is not answering.
+# busybox-static (the agent runs containers built from busybox),
+# docker-registry (the e2e tests pull an image from a registry on loopback) and
+# runsc (gVisor: Fargate tasks run under it when dockerd offers it).
+# dockerd is started without systemd when it is not answering; a dockerd this
+# script starts has runsc registered as the runtime "runsc".
 #
 # Set ECSD_SETUP_SKIP_DOCKER=1 to leave Docker alone.
 set -euo pipefail
@@ -54,11 +56,41 @@ else
 fi
 
 # --- Docker ---------------------------------------------------------------------
+# register_runsc adds gVisor to the daemon configuration of a dockerd this script
+# is about to start, as the runtime "runsc". On this kind of kernel runsc works
+# only with the host network stack of the container's namespace (--network=host);
+# the task's namespace is that of a runc pause container, so isolation of the
+# network is kept by the namespace, and of everything else by the sandbox.
+register_runsc() {
+	local conf=/etc/docker/daemon.json runsc
+	runsc=$(command -v runsc || true)
+	if [ -z "$runsc" ]; then
+		say "gvisor:    runsc not installed; Fargate tasks will use runc"
+		return
+	fi
+	mkdir -p /etc/docker
+	if [ -s "$conf" ] && jq -e '.runtimes.runsc' "$conf" >/dev/null 2>&1; then
+		say "gvisor:    runtime runsc already in $conf"
+		return
+	fi
+	if [ ! -s "$conf" ]; then
+		printf '{\n  "runtimes": {\n    "runsc": {"path": "%s", "runtimeArgs": ["--network=host"]}\n  }\n}\n' "$runsc" >"$conf.tmp"
+	elif command -v jq >/dev/null 2>&1; then
+		jq -e . "$conf" >/dev/null 2>&1 || die "$conf is not valid JSON; fix it or remove it"
+		jq --arg path "$runsc" '.runtimes.runsc = {path: $path, runtimeArgs: ["--network=host"]}' "$conf" >"$conf.tmp"
+	else
+		say "gvisor:    $conf exists and jq is missing to add runsc to it; Fargate tasks will use runc"
+		return
+	fi
+	mv "$conf.tmp" "$conf"
+	say "gvisor:    registered runtime runsc ($runsc --network=host) in $conf"
+}
+
 if [ "${ECSD_SETUP_SKIP_DOCKER:-}" = 1 ]; then
 	say "docker:    skipped (ECSD_SETUP_SKIP_DOCKER=1)"
 else
 	missing=()
-	for pkg in docker.io busybox-static docker-registry; do
+	for pkg in docker.io busybox-static docker-registry runsc; do
 		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
 			missing+=("$pkg")
 		fi
@@ -69,10 +101,11 @@ else
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	else
-		say "docker.io, busybox-static and docker-registry are installed"
+		say "docker.io, busybox-static, docker-registry and runsc are installed"
 	fi
 	if ! docker version >/dev/null 2>&1; then
 		[ "$(id -u)" = 0 ] || die "dockerd is not answering and only root can start it"
+		register_runsc
 		log=/var/log/ecsd-dockerd.log
 		say "starting dockerd (no systemd; log $log)"
 		# Without credentials the awslogs driver would reach for a cloud metadata
@@ -88,6 +121,13 @@ else
 		fi
 	fi
 	say "docker:    $(docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null)"
+	# A dockerd started elsewhere is never restarted here: without runsc the
+	# Fargate pool runs its tasks with runc (the agent logs which).
+	if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+		say "gvisor:    dockerd offers the runtime runsc (Fargate tasks run under gVisor)"
+	else
+		say "gvisor:    dockerd has no runtime runsc; Fargate tasks will use runc (restart dockerd through this script to add it)"
+	fi
 fi
 
 # --- Go modules -------------------------------------------------------------------

@@ -87,6 +87,13 @@ type Config struct {
 	// DefaultPausePoolSize, negative disables the pool.
 	PausePoolSize int
 
+	// FargateRuntime is the OCI runtime the app containers of FARGATE tasks
+	// run with (e.g. "runsc" for gVisor); "" is the daemon's default (runc).
+	// The awsvpc pause container always runs with the default, and a
+	// container that fails to start under FargateRuntime with a runtime error
+	// is run with the default instead.
+	FargateRuntime string
+
 	// ImagePullBehavior is one of the Pull* values; "" is PullPreferCached.
 	ImagePullBehavior string
 	// DefaultStopTimeout applies to containers without stopTimeout.

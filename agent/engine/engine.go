@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecsd/ecsd/agent"
@@ -44,6 +45,11 @@ type Engine struct {
 	// Set by Run before ready, read-only afterwards.
 	awsvpc awsvpcNet
 	pool   *pausePool
+
+	// runtimeOff is set when FargateRuntime proved missing from the daemon;
+	// fallbackLogged once the first fallback to runc was explained.
+	runtimeOff     atomic.Bool
+	fallbackLogged atomic.Bool
 }
 
 var (
@@ -167,6 +173,18 @@ func (e *Engine) shutdown() error {
 	e.stopped = true
 	e.mu.Unlock()
 	e.wg.Wait()
+	if e.pool != nil {
+		// Idle pause containers belong to no task: a next engine of this
+		// instance fills its own pool, and one under a new identity (or none,
+		// when ecsd dev stops) would leave them behind for good.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for c := e.pool.take(); c != nil; c = e.pool.take() {
+			if err := e.rt.Remove(ctx, c.id, true); err != nil {
+				e.log.Warn("removing an idle pause container failed", "id", c.id, "err", err)
+			}
+		}
+	}
 	return nil
 }
 

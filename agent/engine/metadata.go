@@ -3,6 +3,7 @@ package engine
 import (
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ecsd/ecsd/agent/runtime"
@@ -104,6 +105,11 @@ func (t *task) buildView() *taskView {
 		ServiceName:           t.asg.ServiceName,
 		ContainerInstanceTags: maps.Clone(t.e.cfg.InstanceTags),
 	}
+	if t.fargate() {
+		// Nothing of the machine shows through on Fargate.
+		tk.ContainerInstanceTags = nil
+		tk.CapacityProviderName = t.asg.CapacityProviderName
+	}
 	if len(t.asg.Tags) > 0 {
 		tk.TaskTags = map[string]string{}
 		for _, tag := range t.asg.Tags {
@@ -154,7 +160,7 @@ func (t *task) containerView(c *container) tmds.Container {
 	if len(c.labels) > 0 {
 		cv.Labels = make(map[string]string, len(c.labels))
 		for k, val := range c.labels {
-			if !hiddenLabels[k] {
+			if !hiddenLabels[k] && !(t.fargate() && strings.HasPrefix(k, "ecsd.")) {
 				cv.Labels[k] = val
 			}
 		}

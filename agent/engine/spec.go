@@ -66,6 +66,9 @@ type specContext struct {
 	taskARN     string
 	taskID      string
 	cluster     string // name
+	clusterARN  string
+	fargate     bool   // a FARGATE task (on the Fargate pool)
+	runtime     string // OCI runtime; "" = the daemon's default
 	family      string
 	revision    int32
 	instanceARN string
@@ -119,6 +122,7 @@ func buildSpec(sc specContext, c *container) (runtime.ContainerSpec, error) {
 		Privileged:     d.Privileged != nil && *d.Privileged,
 		StopTimeout:    c.stopAfter,
 		HealthCheck:    healthCheck(d.HealthCheck),
+		Runtime:        sc.runtime,
 	}
 	if spec.CPUShares < minimumCPUShares {
 		spec.CPUShares = minimumCPUShares
@@ -204,7 +208,11 @@ func environment(sc specContext, c *container) []string {
 		env.set("ECS_CONTAINER_METADATA_URI_V4", sc.tmdsBase+"/v4/"+c.token)
 		env.set("ECS_AGENT_URI", sc.tmdsBase+"/api/"+c.token)
 	}
-	env.set("AWS_EXECUTION_ENV", "AWS_ECS_EC2")
+	if sc.fargate {
+		env.set("AWS_EXECUTION_ENV", "AWS_ECS_FARGATE")
+	} else {
+		env.set("AWS_EXECUTION_ENV", "AWS_ECS_EC2")
+	}
 	if sc.region != "" {
 		env.set("AWS_REGION", sc.region)
 		env.set("AWS_DEFAULT_REGION", sc.region)
@@ -252,6 +260,9 @@ func containerLabels(sc specContext, c *container) map[string]string {
 	l[LabelFamily] = sc.family
 	l[LabelRevision] = strconv.Itoa(int(sc.revision))
 	l[LabelCluster] = sc.cluster
+	if sc.fargate && sc.clusterARN != "" {
+		l[LabelCluster] = sc.clusterARN // as Fargate labels its containers
+	}
 	l[LabelManaged] = "true"
 	l[LabelInstance] = sc.instanceARN
 	l[labelKind] = kindContainer

@@ -64,6 +64,9 @@ func (t *task) advanceStart(ctx context.Context) (done, progressed bool) {
 			continue
 		}
 		if err := t.create(sctx, c); err != nil {
+			if sctx.Err() == nil && t.fallBack(sctx, c, err) {
+				return false, true // created again with the default runtime
+			}
 			if sctx.Err() == nil {
 				c.reason = reasonCannotCreate + daemonMessage(err)
 				t.fail(c.reason)
@@ -104,6 +107,9 @@ func (t *task) advanceStart(ctx context.Context) (done, progressed bool) {
 				more, progressed = true, true
 			case depReady:
 				if err := t.startContainer(sctx, c); err != nil {
+					if sctx.Err() == nil && t.fallBack(sctx, c, err) {
+						return false, true // created again with the default runtime
+					}
 					if sctx.Err() == nil {
 						c.reason = reasonCannotStart + daemonMessage(err)
 						t.fail(c.reason)
@@ -195,6 +201,9 @@ func (t *task) specContext() specContext {
 		taskARN:     t.arn,
 		taskID:      t.id,
 		cluster:     clusterName(cluster),
+		clusterARN:  cluster,
+		fargate:     t.fargate(),
+		runtime:     t.runtime,
 		family:      def.Family,
 		revision:    def.Revision,
 		instanceARN: t.e.cfg.InstanceArn,

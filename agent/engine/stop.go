@@ -36,7 +36,7 @@ func (t *task) stopContainers(ctx context.Context) {
 			go func(id string, after time.Duration) {
 				defer wg.Done()
 				t.stopOne(ctx, id, after)
-			}(c.id, c.stopAfter)
+			}(c.id, t.stopTimeoutOf(c))
 		}
 		wg.Wait()
 		for _, c := range wave {

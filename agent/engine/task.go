@@ -87,10 +87,13 @@ type task struct {
 	unlisted  bool // dropped from the server's full list: stop, clean up at once
 
 	networkMode string
-	known       string
-	desired     string
-	stopCode    string
-	stopReason  string
+	// runtime is the OCI runtime the task's app containers are created with
+	// ("" = the daemon's default); FARGATE tasks only (fargate.go).
+	runtime    string
+	known      string
+	desired    string
+	stopCode   string
+	stopReason string
 
 	containers []*container // definition order
 	byName     map[string]*container
@@ -269,6 +272,9 @@ func (t *task) attach(a agentapi.TaskAssignment) {
 	if t.networkMode == "" {
 		t.networkMode = "bridge"
 	}
+	if t.fargate() {
+		t.runtime = t.e.fargateRuntime()
+	}
 	var list []*container
 	seen := map[string]bool{}
 	for _, d := range def.ContainerDefinitions {
@@ -325,6 +331,9 @@ func (t *task) attach(a agentapi.TaskAssignment) {
 	}
 	if err := checkDependencies(def.ContainerDefinitions); err != nil {
 		t.fail(err.Error())
+	}
+	if t.fargate() && t.networkMode != "awsvpc" {
+		t.fail("ResourceInitializationError: FARGATE tasks need the awsvpc network mode; got " + t.networkMode)
 	}
 	if t.networkMode == "awsvpc" && t.e.awsvpc.err != nil && t.pause == nil {
 		t.fail("ResourceInitializationError: awsvpc network unavailable: " + t.e.awsvpc.err.Error())

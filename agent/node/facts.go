@@ -221,5 +221,9 @@ func Registration(cfg *Config, info runtime.Info, c Capacity) agentapi.RegisterR
 		VersionInfo:      VersionInfo(cfg.Version, cfg.Hash, info),
 		AvailabilityZone: cfg.AvailabilityZone,
 		InstanceType:     cfg.InstanceType,
+		Fargate:          cfg.Fargate,
+		External:         cfg.External,
+		NodeGroup:        cfg.NodeGroup,
+		NodeID:           cfg.NodeID,
 	}
 }

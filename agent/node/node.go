@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,20 @@ type Config struct {
 	// TMDSPort is the task metadata endpoint's port (0: tmds.DefaultPort).
 	TMDSPort int
 
+	// Fargate joins the scope's managed Fargate pool instead of Cluster: the
+	// instance serves the FARGATE tasks of every cluster and is listed in none.
+	Fargate bool
+	// FargateRuntime is how FARGATE tasks' containers run: RuntimeAuto
+	// (gVisor when the daemon offers runsc, else runc), RuntimeRunsc or
+	// RuntimeRunc ("" is RuntimeAuto).
+	FargateRuntime string
+	// External registers an EXTERNAL (ECS Anywhere-style) instance.
+	External bool
+	// NodeGroup and NodeID are set by a node group's provisioner for the
+	// machines it starts.
+	NodeGroup string
+	NodeID    string
+
 	// Runtime is the container runtime (agent/runtime/docker).
 	Runtime runtime.Runtime
 	// PauseImage is the awsvpc pause image; "" uses ecsd/pause:latest, built
@@ -80,6 +95,17 @@ func (c *Config) Validate() error {
 		return errors.New("no container runtime")
 	case c.CPU < 0 || c.MemoryMiB < 0:
 		return errors.New("--cpu and --memory must not be negative")
+	case c.Fargate && c.External:
+		return errors.New("--fargate and --external are exclusive")
+	case c.Fargate && c.NodeGroup != "":
+		return errors.New("--fargate and --node-group are exclusive: the Fargate pool is not a node group")
+	case c.NodeID != "" && c.NodeGroup == "":
+		return errors.New("--node-id needs --node-group")
+	}
+	switch c.FargateRuntime {
+	case "", RuntimeAuto, RuntimeRunsc, RuntimeRunc:
+	default:
+		return fmt.Errorf("--fargate-runtime %q: want %s, %s or %s", c.FargateRuntime, RuntimeAuto, RuntimeRunsc, RuntimeRunc)
 	}
 	for k := range c.Attributes {
 		if k == "" {
@@ -89,11 +115,20 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// FargateRuntime values.
+const (
+	RuntimeAuto  = "auto"
+	RuntimeRunsc = "runsc"
+	RuntimeRunc  = "runc"
+)
+
 // Node is a configured agent.
 type Node struct {
 	cfg  Config
 	log  *slog.Logger
 	sess *session.Session
+	// fargateRuntime is the runtime chosen for FARGATE tasks ("" = runc).
+	fargateRuntime string
 }
 
 // New validates cfg.
@@ -138,6 +173,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}
 	}
+	n.fargateRuntime = n.chooseFargateRuntime(info)
 	reg := Registration(&n.cfg, info, capacity)
 	n.log.Info("machine", "cpu", capacity.CPU, "memory_mib", capacity.MemoryMiB, "docker", info.ServerVersion, "docker_api", info.APIVersion, "attributes", len(reg.Attributes))
 	sess, err := session.New(session.Config{
@@ -189,7 +225,8 @@ func (n *Node) runInstance(ctx context.Context, sess *session.Session) error {
 		Runtime: n.cfg.Runtime, Reporter: sess,
 		InstanceArn: sess.InstanceARN(), ClusterArn: sess.ClusterARN(), Region: region, AvailabilityZone: az,
 		TMDS: md, PauseImage: n.cfg.PauseImage, ImagePullBehavior: n.cfg.ImagePullBehavior,
-		Logger: n.cfg.Logger.With("component", "engine"),
+		FargateRuntime: n.fargateRuntime,
+		Logger:         n.cfg.Logger.With("component", "engine"),
 	})
 	if err != nil {
 		return err
@@ -223,6 +260,32 @@ func (n *Node) runInstance(ctx context.Context, sess *session.Session) error {
 		return nil
 	}
 	return result
+}
+
+// chooseFargateRuntime picks the runtime of FARGATE tasks' containers and
+// says which ("" = the daemon's default, runc). Only pool agents run them.
+func (n *Node) chooseFargateRuntime(info runtime.Info) string {
+	if !n.cfg.Fargate {
+		return ""
+	}
+	has := slices.Contains(info.Runtimes, RuntimeRunsc)
+	switch n.cfg.FargateRuntime {
+	case RuntimeRunc:
+		n.log.Info("Fargate pool agent: tasks run with runc (--fargate-runtime runc)")
+		return ""
+	case RuntimeRunsc:
+		if !has {
+			n.log.Warn("Fargate pool agent: --fargate-runtime runsc, but dockerd offers no runtime runsc: tasks run with runc (register runsc with dockerd: scripts/setup.sh does)", "runtimes", info.Runtimes)
+			return ""
+		}
+	default:
+		if !has {
+			n.log.Info("Fargate pool agent: tasks run with runc (dockerd offers no runtime runsc)", "runtimes", info.Runtimes)
+			return ""
+		}
+	}
+	n.log.Info("Fargate pool agent: tasks run under gVisor (runtime runsc), joined to a runc pause container's network")
+	return RuntimeRunsc
 }
 
 // removeContainers stops and removes every container of an instance the

@@ -58,6 +58,23 @@ type state struct {
 	ContainerInstanceArn string `json:"containerInstanceArn"`
 	Secret               string `json:"secret"`
 	ClusterArn           string `json:"clusterArn"`
+	// Kind is what sort of instance it registered as (kindOf): an agent
+	// started as another kind registers anew rather than resume it.
+	Kind string `json:"kind,omitempty"`
+}
+
+// kindOf names the sort of instance a registration asks to be: "" for an
+// ordinary one, else fargate, external or node-group:<group>/<node>.
+func kindOf(r *agentapi.RegisterRequest) string {
+	switch {
+	case r.Fargate:
+		return "fargate"
+	case r.External:
+		return "external"
+	case r.NodeGroup != "":
+		return "node-group:" + r.NodeGroup + "/" + r.NodeID
+	}
+	return ""
 }
 
 func (s *Session) statePath() string { return filepath.Join(s.cfg.DataDir, StateFile) }
@@ -138,8 +155,11 @@ func (s *Session) Register(ctx context.Context) error {
 func (s *Session) registerOnce(ctx context.Context) error {
 	req := s.cfg.Registration
 	req.Cluster = s.cfg.Cluster
+	kind := kindOf(&req)
 	if st, ok := s.loadState(); ok {
-		if st.Cluster == s.cfg.Cluster {
+		if st.Kind != kind {
+			s.log.Warn("stored registration is for another kind of instance; registering anew", "stored", st.Kind, "kind", kind)
+		} else if st.Cluster == s.cfg.Cluster {
 			resume := req
 			resume.ContainerInstanceArn, resume.Secret = st.ContainerInstanceArn, st.Secret
 			resp, err := s.post(ctx, &resume)
@@ -167,7 +187,7 @@ func (s *Session) registerOnce(ctx context.Context) error {
 
 func (s *Session) adopt(resp *agentapi.RegisterResponse) error {
 	if err := s.saveState(&state{Server: s.cfg.ServerURL, Cluster: s.cfg.Cluster, ContainerInstanceArn: resp.ContainerInstanceArn,
-		Secret: resp.Secret, ClusterArn: resp.ClusterArn}); err != nil {
+		Secret: resp.Secret, ClusterArn: resp.ClusterArn, Kind: kindOf(&s.cfg.Registration)}); err != nil {
 		return err
 	}
 	hb := resp.HeartbeatInterval

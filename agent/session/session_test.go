@@ -641,3 +641,46 @@ func TestAgentChannelMalformedAndPresence(t *testing.T) {
 	sendRaw(t, ws2, agentapi.TypeHeartbeat, agentapi.Heartbeat{At: time.Now()})
 	waitFor(t, "agentConnected on the new connection", 5*time.Second, func() bool { return describe(t, srv, reg.ContainerInstanceArn) })
 }
+
+// TestSessionKindChange: an agent restarted as another kind of instance (here
+// a Fargate pool agent) registers anew instead of resuming the stored one; a
+// restart as the same kind resumes.
+func TestSessionKindChange(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
+	dir := t.TempDir()
+	a := newApplier()
+	s1 := newSession(t, srv.cp.URL(), dir, testToken, a)
+	cancel, done := run(t, s1)
+	a.next(t, "the full task list", func(ts agentapi.Tasks) bool { return ts.Full })
+	first := s1.InstanceARN()
+	cancel()
+	<-done
+
+	poolSession := func() *session.Session {
+		s, err := session.New(session.Config{
+			ServerURL: srv.cp.URL(), JoinToken: testToken, DataDir: dir, AgentVersion: "test",
+			Registration: agentapi.RegisterRequest{Hostname: "pool", Fargate: true,
+				TotalResources: []ecs.Resource{{Name: "CPU", Type: "INTEGER", IntegerValue: 4096}, {Name: "MEMORY", Type: "INTEGER", IntegerValue: 8192}}},
+			MaxBackoff: 300 * time.Millisecond, Logger: testLogger(t).With("side", "pool"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s2 := poolSession()
+	if err := s2.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pool := s2.InstanceARN()
+	if pool == first || !strings.Contains(pool, "container-instance/"+resource.FargatePool+"/") {
+		t.Fatalf("pool agent registered as %s (was %s)", pool, first)
+	}
+	s3 := poolSession()
+	if err := s3.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s3.InstanceARN() != pool {
+		t.Fatalf("restarted pool agent registered as %s, want %s", s3.InstanceARN(), pool)
+	}
+}

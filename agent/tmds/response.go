@@ -27,6 +27,9 @@ type Task struct {
 	LaunchType            string            `json:"LaunchType,omitempty"`
 	VPCID                 string            `json:"VPCID,omitempty"`
 	ServiceName           string            `json:"ServiceName,omitempty"`
+	// CapacityProviderName is the capacity provider a Fargate task runs on
+	// (FARGATE or FARGATE_SPOT): an ecsd addition, absent for other tasks.
+	CapacityProviderName string `json:"CapacityProviderName,omitempty"`
 	// FaultInjectionEnabled is always present in the agent's answer.
 	FaultInjectionEnabled bool `json:"FaultInjectionEnabled"`
 }

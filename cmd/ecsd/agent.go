@@ -37,6 +37,11 @@ type agentFlags struct {
 	imagePullBehavior string
 	logLevel          string
 	logFormat         string
+	fargate           bool
+	fargateRuntime    string
+	external          bool
+	nodeGroup         string
+	nodeID            string
 }
 
 // register adds the flags; withServer is false for `ecsd dev`, whose agent
@@ -49,6 +54,11 @@ func (f *agentFlags) register(fs *pflag.FlagSet, withServer bool, prefix string)
 		fs.StringVar(&f.dataDir, "data-dir", "./ecsd-agent", "where the agent keeps its instance identity")
 		fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+		fs.BoolVar(&f.fargate, "fargate", false, "join the managed Fargate pool: run the FARGATE tasks of every cluster (--cluster then only picks the account and region, when it is an ARN)")
+		fs.StringVar(&f.fargateRuntime, "fargate-runtime", node.RuntimeAuto, "how Fargate tasks' containers run: auto (gVisor when dockerd offers the runtime runsc, else runc), runsc or runc")
+		fs.BoolVar(&f.external, "external", false, "register as an EXTERNAL instance (ECS Anywhere style: attribute ecs.capability.external; takes only EXTERNAL tasks)")
+		fs.StringVar(&f.nodeGroup, "node-group", "", "the node group this machine belongs to (set by the group's provisioner)")
+		fs.StringVar(&f.nodeID, "node-id", "", "the node id within --node-group (set by the group's provisioner)")
 	}
 	fs.StringVar(&f.attributes, prefix+"attributes", "", "custom attributes, name=value,name2=value2")
 	fs.StringVar(&f.availabilityZone, prefix+"availability-zone", "", "availability zone reported (empty: <region>a)")
@@ -84,6 +94,7 @@ func (f *agentFlags) config(log *slog.Logger) (node.Config, error) {
 		Attributes: attrs, AvailabilityZone: f.availabilityZone, InstanceType: f.instanceType,
 		CPU: f.cpu, MemoryMiB: f.memory, ReservedMemoryMiB: f.reservedMemory, TMDSPort: f.tmdsPort,
 		Runtime: rt, PauseImage: f.pauseImage, ImagePullBehavior: f.imagePullBehavior,
+		Fargate: f.fargate, FargateRuntime: f.fargateRuntime, External: f.external, NodeGroup: f.nodeGroup, NodeID: f.nodeID,
 		Version: version, Hash: agentHash(), Logger: log,
 	}, nil
 }
