@@ -398,7 +398,7 @@ func (c *agentConn) handleStateChange(body json.RawMessage) error {
 		return reject("task " + sc.TaskArn + " is not in this instance's cluster")
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
-	err = c.h.s.applyStateChange(ctx, c.scope, a.Parts[0], c.id, &sc)
+	err = c.h.s.applyStateChange(ctx, c.scope, a.Parts[0], c.key, &sc)
 	cancel()
 	if err != nil && agentFault(err) {
 		c.log.Error("state change could not be applied; closing so the agent resends", "seq", sc.Seq, "task", sc.TaskArn, "err", err)

@@ -63,7 +63,7 @@ const stateInternalContainer = "~internal~"
 // one path by which task status moves after placement (the agent channel and
 // SubmitTaskStateChange both call it). Stale or malformed reports are rejected
 // with an error and change nothing.
-func (s *Server) applyStateChange(ctx context.Context, scope resource.Scope, cluster, instanceID string, sc *agentapi.StateChange) error {
+func (s *Server) applyStateChange(ctx context.Context, scope resource.Scope, cluster, instanceKey string, sc *agentapi.StateChange) error {
 	if sc == nil {
 		return stateReject("state change: empty report.")
 	}
@@ -82,8 +82,9 @@ func (s *Server) applyStateChange(ctx context.Context, scope resource.Scope, clu
 		if !ok {
 			return nil, stateReject("task %s: not found in cluster %s.", id, cluster)
 		}
-		if cur.InstanceID != instanceID {
-			return nil, stateReject("task %s: not assigned to container instance %s.", id, instanceID)
+		// By key, not id: a Fargate pool instance reports tasks of every cluster.
+		if cur.InstanceKey() != instanceKey {
+			return nil, stateReject("task %s: not assigned to the reporting container instance.", id)
 		}
 		next := Clone(cur)
 		changed, err := mergeStateChange(next, sc, now)

@@ -123,7 +123,7 @@ func TestStateChangeOrdering(t *testing.T) {
 	arn := tk.TaskArn
 	apply := func(inst string, sc agentapi.StateChange) error {
 		sc.TaskArn = arn
-		return h.srv.applyStateChange(context.Background(), h.scope, "c", inst, &sc)
+		return h.srv.applyStateChange(context.Background(), h.scope, "c", h.scope.ContainerInstanceKey("c", inst), &sc)
 	}
 	if u := h.used(t); u.Memory != 256 || len(u.TCPPorts) != 1 {
 		t.Fatalf("charged %+v", u)
@@ -247,7 +247,7 @@ func TestStateChangeAttachmentsAndConnectivity(t *testing.T) {
 	at := h.now.Add(-time.Second)
 	sc := &agentapi.StateChange{TaskArn: tk.TaskArn, Status: "PENDING", Connectivity: "CONNECTED", ConnectivityAt: &at,
 		Attachments: []ecs.Attachment{{Id: "eni-1", Status: "ATTACHED", Details: []ecs.KeyValuePair{{Name: "privateIPv4Address", Value: "10.0.0.5"}, {Name: "subnetId", Value: "subnet-1"}}}}}
-	if err := h.srv.applyStateChange(context.Background(), h.scope, "c", "i1", sc); err != nil {
+	if err := h.srv.applyStateChange(context.Background(), h.scope, "c", h.scope.ContainerInstanceKey("c", "i1"), sc); err != nil {
 		t.Fatal(err)
 	}
 	cur := h.task(t, tk.TaskArn)
@@ -278,7 +278,7 @@ func TestStateChangeStopCollectsDeletedDefinition(t *testing.T) {
 	if _, ok := h.cache.Snapshot().Get(key); !ok {
 		t.Fatal("a revision in use by a task was removed")
 	}
-	if err := h.srv.applyStateChange(context.Background(), h.scope, "c", "i1", &agentapi.StateChange{TaskArn: tk.TaskArn, Status: "STOPPED"}); err != nil {
+	if err := h.srv.applyStateChange(context.Background(), h.scope, "c", h.scope.ContainerInstanceKey("c", "i1"), &agentapi.StateChange{TaskArn: tk.TaskArn, Status: "STOPPED"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -134,7 +134,7 @@ func (s *Server) submittedTask(c *Call, clusterRef, taskRef string) (*resource.T
 
 // submitState applies a public report; a stale one is acknowledged unchanged.
 func (s *Server) submitState(c *Call, cluster string, t *resource.Task, sc *agentapi.StateChange) error {
-	err := s.applyStateChange(c.ctx, c.Scope(), cluster, t.InstanceID, sc)
+	err := s.applyStateChange(c.ctx, c.Scope(), cluster, t.InstanceKey(), sc)
 	if errors.Is(err, errStaleStateChange) {
 		return nil
 	}

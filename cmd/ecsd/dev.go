@@ -25,6 +25,7 @@ func devCmd() *cobra.Command {
 	var af agentFlags
 	var withAgent bool
 	var pool devPoolFlags
+	var pf provisionerFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run ecsd all-in-one for local development: server, embedded etcd and a local agent (dev auth, reset endpoint)",
@@ -40,13 +41,21 @@ func devCmd() *cobra.Command {
 				// --agent=false says there is no dockerd to use.
 				pool.enabled = false
 			}
-			return devServe(cfg, &f, &af, withAgent, &pool)
+			prov, closeProv, err := pf.build(cfg.DataDir, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			wireNodeGroups(&cfg, prov, pf.serverURL)
+			err = devServe(cfg, &f, &af, withAgent, &pool)
+			closeProv() // after the control plane: node agents it started stop too
+			return err
 		},
 	}
 	f.register(cmd.Flags(), string(auth.Dev), "./ecsd-data")
 	cmd.Flags().BoolVar(&withAgent, "agent", true, "run a local agent in the same process (needs dockerd)")
 	af.register(cmd.Flags(), false, "agent-")
 	pool.register(cmd.Flags())
+	pf.register(cmd.Flags(), "local")
 	return cmd
 }
 

@@ -193,8 +193,8 @@ func agentRemoveContainers(t *testing.T, cluster, instanceARN string) {
 	if instanceARN == "" {
 		return
 	}
-	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=com.amazonaws.ecs.cluster="+cluster,
-		"--filter", "label=ecsd.instance="+instanceARN).Output()
+	// By instance only: warm pause containers carry no cluster label.
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=ecsd.instance="+instanceARN).Output()
 	if err != nil {
 		t.Logf("docker ps for cleanup: %v", err)
 		return
