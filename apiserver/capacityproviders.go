@@ -3,6 +3,7 @@ package apiserver
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -596,8 +597,34 @@ func (s *Server) clusterProviderOps(c *Call, cluster, field string, providers, h
 			}
 		}
 		ops = append(ops, store.Update(key, resource.Encode(p), rev))
+		ngOp, err := nodeGroupFollowsCluster(c, p, cluster, fmt.Sprintf("%s[%d]", field, i))
+		if err != nil {
+			return nil, err
+		}
+		if ngOp != nil {
+			ops = append(ops, *ngOp)
+		}
 	}
 	return ops, nil
+}
+
+// nodeGroupFollowsCluster moves the node group behind a newly associated
+// provider to the cluster, so that its nodes join where the provider's tasks
+// are (a Terraform configuration creates the cluster after the node group).
+// A group with live nodes in another cluster is refused instead: they would
+// never serve this one.
+func nodeGroupFollowsCluster(c *Call, p *resource.CapacityProvider, cluster, field string) (*store.Op, error) {
+	key := c.Scope().NodeGroupKey(p.NodeGroup)
+	ng, rev, ok := Get[resource.NodeGroup](c, key)
+	if !ok || ng.Cluster == cluster {
+		return nil, nil
+	}
+	if live := len(ng.Nodes); live > 0 {
+		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "%s: the capacity provider %s uses node group %s, whose %d nodes run in cluster %s; scale the node group to 0 (ecsd nodegroup update %s --min 0 --desired 0) before associating it with cluster %s.", field, p.Name, ng.Name, live, ng.Cluster, ng.Name, cluster)
+	}
+	ng.Cluster = cluster
+	op := store.Update(key, resource.Encode(ng), rev)
+	return &op, nil
 }
 
 // afterProvidersConflict is afterConflict for the stored providers a cluster
