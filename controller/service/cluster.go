@@ -86,7 +86,7 @@ func (cv *clusterView) serviceTasks(svc *resource.Service, now time.Time) []Task
 			LastStatus: t.LastStatus, DesiredStatus: t.DesiredStatus, Health: t.HealthStatus,
 			HasHealthCheck: hasHealthCheck(&t.Definition), StopCode: string(t.StopCode),
 			Protected: t.Protected(now), CPU: t.Reserved.CPU, Memory: t.Reserved.Memory,
-			OffCluster: t.InstanceID == "" || t.InstanceCluster != "",
+			OffCluster: t.InstanceID == "" || t.InstanceCluster != "", CapacityProvider: t.CapacityProviderName,
 		}
 		if t.CreatedAt != nil {
 			ts.CreatedAt = t.CreatedAt.Time

@@ -2,9 +2,11 @@ package service
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/ecsd/ecsd/api/ecs"
+	"github.com/ecsd/ecsd/capacity"
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/scheduler"
 )
@@ -137,14 +139,42 @@ func (d *decider) retireReason(t *TaskState, deploy string) string {
 
 // scaleIn picks n of the candidates to stop through the placement engine's
 // scale-in choice (it honours task protection and the service's strategy).
+//
+// With a capacity provider strategy, capacity.Trim first says how many go from
+// each provider, so the remaining tasks keep the strategy's base and weights.
 func (d *decider) scaleIn(cands []*TaskState, n int, p *resource.Deployment) []string {
-	var rts []scheduler.RunningTask
-	seen := map[string]bool{}
-	var views []scheduler.Instance
+	var live []*TaskState
+	byProvider := map[string][]*TaskState{}
+	counts := map[string]int{}
 	for _, t := range cands {
 		if d.stopping[t.ID] || !d.healthy(t) {
 			continue
 		}
+		live = append(live, t)
+		byProvider[t.CapacityProvider] = append(byProvider[t.CapacityProvider], t)
+		counts[t.CapacityProvider]++
+	}
+	strategy := capacity.FromWire(p.CapacityProviderStrategy)
+	if len(strategy) == 0 {
+		return d.scaleInAmong(live, n, p)
+	}
+	quota := map[string]int{}
+	for _, name := range capacity.Trim(strategy, counts, n) {
+		quota[name]++
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(quota)) {
+		out = append(out, d.scaleInAmong(byProvider[name], quota[name], p)...)
+	}
+	return out
+}
+
+// scaleInAmong asks the placement engine for n of cands.
+func (d *decider) scaleInAmong(cands []*TaskState, n int, p *resource.Deployment) []string {
+	var rts []scheduler.RunningTask
+	seen := map[string]bool{}
+	var views []scheduler.Instance
+	for _, t := range cands {
 		rts = append(rts, scheduler.RunningTask{ID: t.ID, InstanceID: t.InstanceID, CPU: t.CPU, Memory: t.Memory, Protected: t.Protected})
 		if in := d.inst[t.InstanceID]; in != nil && !seen[in.ID] {
 			seen[in.ID] = true

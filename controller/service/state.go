@@ -32,6 +32,9 @@ type TaskState struct {
 	// waiting for capacity (no instance yet) or on the Fargate pool. Their
 	// instance is not the service's to judge.
 	OffCluster bool
+	// CapacityProvider is the provider the task was launched through ("" for
+	// a launch type).
+	CapacityProvider string
 }
 
 // Stopped reports whether the task has stopped.
