@@ -113,6 +113,7 @@ func nodegroupCmd() *cobra.Command {
 	}
 
 	var cr apiserver.CreateNodeGroupRequest
+	var wait time.Duration
 	var minSize, maxSize, desired, cpu int
 	var memory int64
 	var zones, attrs string
@@ -150,6 +151,11 @@ func nodegroupCmd() *cobra.Command {
 			if err := c.call(cmd.Context(), apiserver.OpCreateNodeGroup, &cr, &out); err != nil {
 				return err
 			}
+			if wait > 0 {
+				if err := c.waitSettled(cmd, cr.Name, wait); err != nil {
+					return err
+				}
+			}
 			return printJSON(cmd, out)
 		},
 	}
@@ -164,6 +170,7 @@ func nodegroupCmd() *cobra.Command {
 	fs.StringVar(&zones, "availability-zones", "", "comma-separated zones used in turn (default: <region>a)")
 	fs.StringVar(&attrs, "attributes", "", "custom attributes of every node: name=value,name2=value2")
 	_ = create.MarkFlagRequired("max")
+	create.Flags().DurationVar(&wait, "wait", 0, "wait up to this long until the group has its desired nodes in service, showing progress (e.g. 5m)")
 
 	describe := &cobra.Command{
 		Use:   "describe [NAME|ARN...]",
@@ -240,12 +247,18 @@ func nodegroupCmd() *cobra.Command {
 			if err := c.call(cmd.Context(), apiserver.OpUpdateNodeGroup, &in, &out); err != nil {
 				return err
 			}
+			if wait > 0 {
+				if err := c.waitSettled(cmd, in.Name, wait); err != nil {
+					return err
+				}
+			}
 			return printJSON(cmd, out)
 		},
 	}
 	update.Flags().IntVar(&upMin, "min", 0, "new minimum")
 	update.Flags().IntVar(&upMax, "max", 0, "new maximum")
 	update.Flags().IntVar(&upDesired, "desired", 0, "new desired count")
+	update.Flags().DurationVar(&wait, "wait", 0, "wait up to this long until the group has its desired nodes in service, showing progress (e.g. 5m)")
 
 	var force bool
 	del := &cobra.Command{
@@ -267,4 +280,47 @@ func nodegroupCmd() *cobra.Command {
 
 	root.AddCommand(create, describe, list, update, del)
 	return root
+}
+
+// waitSettled polls the group until exactly its desired count of nodes is in
+// service and none is pending or terminating, printing each change of
+// progress on stderr.
+func (c *nodeGroupClient) waitSettled(cmd *cobra.Command, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	last := ""
+	for {
+		var out apiserver.DescribeNodeGroupsResponse
+		if err := c.call(ctx, apiserver.OpDescribeNodeGroups, &apiserver.DescribeNodeGroupsRequest{Names: []string{name}}, &out); err != nil {
+			return err
+		}
+		if len(out.NodeGroups) != 1 {
+			return fmt.Errorf("node group %s is gone", name)
+		}
+		g := out.NodeGroups[0]
+		states := map[string]int{}
+		var lastErr string
+		for _, n := range g.Nodes {
+			states[n.State]++
+			if n.LastError != "" {
+				lastErr = n.LastError
+			}
+		}
+		line := fmt.Sprintf("%s: %d/%d nodes in service, %d pending, %d terminating", name, states["InService"], g.DesiredCapacity, states["Pending"], states["Terminating"])
+		if lastErr != "" {
+			line += " (last error: " + lastErr + ")"
+		}
+		if line != last {
+			fmt.Fprintln(cmd.ErrOrStderr(), line)
+			last = line
+		}
+		if states["InService"] == g.DesiredCapacity && len(g.Nodes) == g.DesiredCapacity {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node group %s did not settle within %s: %s", name, timeout, line)
+		case <-time.After(time.Second):
+		}
+	}
 }
