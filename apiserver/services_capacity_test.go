@@ -1,18 +1,14 @@
 package apiserver_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
+	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	sdkecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -25,23 +21,12 @@ import (
 func capInterrupt(t *testing.T, env *testenv.Env, cluster, task string) (int, []byte) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"cluster": cluster, "task": task})
-	req, err := http.NewRequest(http.MethodPost, env.URL+apiserver.SpotInterruptionPath, bytes.NewReader(body))
+	status, b, err := signedpost.Do(context.Background(), signedpost.Request{URL: env.URL + apiserver.SpotInterruptionPath, Body: body,
+		Credentials: aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}, Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return status, b
 }
 
 // capServiceTasks lists a service's tasks that are not STOPPED, by record.

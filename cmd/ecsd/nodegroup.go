@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -54,27 +50,13 @@ func (c *nodeGroupClient) call(ctx context.Context, op string, in, out any) erro
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.endpoint, "/")+"/", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("--endpoint %q: %w", c.endpoint, err)
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", apiserver.NodeGroupsTargetPrefix+"."+op)
-	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "ecs", region, time.Now()); err != nil {
-		return fmt.Errorf("sign request: %w", err)
-	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	status, b, err := signedpost.Do(ctx, signedpost.Request{URL: strings.TrimRight(c.endpoint, "/") + "/",
+		Target: apiserver.NodeGroupsTargetPrefix + "." + op, Body: body, Credentials: creds, Region: region})
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", op, c.endpoint, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		var e struct {
 			Type    string `json:"__type"`
 			Message string `json:"message"`
@@ -82,7 +64,7 @@ func (c *nodeGroupClient) call(ctx context.Context, op string, in, out any) erro
 		if json.Unmarshal(b, &e) == nil && e.Type != "" {
 			return fmt.Errorf("%s: %s", e.Type, e.Message)
 		}
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(b)))
 	}
 	return json.Unmarshal(b, out)
 }

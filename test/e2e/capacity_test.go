@@ -1,20 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -27,25 +23,13 @@ import (
 func capacityCall(t *testing.T, url, target string, in, out any) error {
 	t.Helper()
 	body, _ := json.Marshal(in)
-	req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", target)
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	status, b, err := signedpost.Do(context.Background(), signedpost.Request{URL: url + "/", Target: target, Body: body,
+		Credentials: aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, Region: "us-east-1"})
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %d %s", target, resp.StatusCode, b)
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: %d %s", target, status, b)
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
+	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/ecsd/ecsd/internal/testimage"
@@ -244,21 +240,10 @@ func fargateRemoveInstanceContainers(t *testing.T, instanceARN string) {
 func fargateInterrupt(t *testing.T, url, taskArn string) (int, string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"cluster": "default", "task": taskArn})
-	req, err := http.NewRequest(http.MethodPost, url+"/ecsd/v1/spot-interruptions", bytes.NewReader(body))
+	status, b, err := signedpost.Do(context.Background(), signedpost.Request{URL: url + "/ecsd/v1/spot-interruptions", Body: body,
+		Credentials: aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return status, string(b)
 }

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -120,22 +117,11 @@ func createNodeGroup(t *testing.T, endpoint string, body map[string]any) (arn st
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, endpoint+"/", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", nodeGroupTarget+".CreateNodeGroup")
-	sum := sha256.Sum256(b)
-	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
-		req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	status, respBody, err := signedpost.Do(context.Background(), signedpost.Request{URL: endpoint + "/", Target: nodeGroupTarget + ".CreateNodeGroup",
+		Body: b, Credentials: aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, Region: "us-east-1"})
 	if err != nil {
 		t.Fatalf("CreateNodeGroup: %v", err)
 	}
-	defer resp.Body.Close()
 	var out struct {
 		Type      string `json:"__type"`
 		Message   string `json:"message"`
@@ -145,14 +131,14 @@ func createNodeGroup(t *testing.T, endpoint string, body map[string]any) (arn st
 			AutoScalingGroupArn string `json:"autoScalingGroupArn"`
 		} `json:"nodeGroup"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("CreateNodeGroup: status %d, undecodable body: %v", resp.StatusCode, err)
+	if err := json.Unmarshal(respBody, &out); err != nil {
+		t.Fatalf("CreateNodeGroup: status %d, undecodable body: %v", status, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		if strings.Contains(out.Type, "UnknownOperationException") {
 			return "", false
 		}
-		t.Fatalf("CreateNodeGroup: status %d: %s: %s", resp.StatusCode, out.Type, out.Message)
+		t.Fatalf("CreateNodeGroup: status %d: %s: %s", status, out.Type, out.Message)
 	}
 	arn = out.NodeGroup.AutoScalingGroupArn
 	if arn == "" {
