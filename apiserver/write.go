@@ -1,9 +1,7 @@
 package apiserver
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -54,27 +52,10 @@ func Get[T any](c *Call, key string) (*T, int64, bool) {
 }
 
 // Peek returns the shared, read-only record at key (never mutate it).
-func Peek[T any](snap *cache.Snapshot, key string) (*T, bool) {
-	e, ok := snap.Get(key)
-	if !ok {
-		return nil, false
-	}
-	obj, ok := e.Obj.(*T)
-	return obj, ok
-}
+func Peek[T any](snap *cache.Snapshot, key string) (*T, bool) { return cache.Peek[T](snap, key) }
 
 // Clone deep-copies a record (cache objects are shared and must not be mutated).
-func Clone[T any](v *T) *T {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("clone %T: %v", v, err))
-	}
-	out := new(T)
-	if err := json.Unmarshal(b, out); err != nil {
-		panic(fmt.Sprintf("clone %T: %v", v, err))
-	}
-	return out
-}
+func Clone[T any](v *T) *T { return resource.Clone(v) }
 
 // Mutate is the read-modify-CAS loop on one key: fn gets a private copy of the
 // current record (nil if absent) and returns the next one (nil deletes the key),

@@ -262,3 +262,14 @@ func (c *Cache) publish(s *Snapshot, changes []Change) {
 		}
 	}
 }
+
+// Peek returns the record at key as a *T, shared with every other reader of
+// the snapshot: never mutate it (resource.Clone gives a private copy).
+func Peek[T any](snap *Snapshot, key string) (*T, bool) {
+	e, ok := snap.Get(key)
+	if !ok {
+		return nil, false
+	}
+	obj, ok := e.Obj.(*T)
+	return obj, ok
+}

@@ -2,7 +2,6 @@ package nodegroup
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -452,24 +451,7 @@ func nodeIndex(g *resource.NodeGroup, id string) int {
 }
 
 // peek returns the shared record at key (never mutate it).
-func peek[T any](snap *cache.Snapshot, key string) (*T, bool) {
-	e, ok := snap.Get(key)
-	if !ok {
-		return nil, false
-	}
-	obj, ok := e.Obj.(*T)
-	return obj, ok
-}
+func peek[T any](snap *cache.Snapshot, key string) (*T, bool) { return cache.Peek[T](snap, key) }
 
 // clone deep-copies a record (cache objects are shared).
-func clone[T any](v *T) *T {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("clone %T: %v", v, err))
-	}
-	out := new(T)
-	if err := json.Unmarshal(b, out); err != nil {
-		panic(fmt.Sprintf("clone %T: %v", v, err))
-	}
-	return out
-}
+func clone[T any](v *T) *T { return resource.Clone(v) }

@@ -474,15 +474,4 @@ func chooseVictims(spot []*resource.Task, freeCPU, freeMem, needCPU, needMem int
 	return pick
 }
 
-func clone(t *resource.Task) (*resource.Task, error) {
-	key := t.Scope.TaskKey(t.Cluster, t.ID)
-	obj, err := resource.Decode(key, resource.Encode(t))
-	if err != nil {
-		return nil, err
-	}
-	out, ok := obj.(*resource.Task)
-	if !ok {
-		return nil, fmt.Errorf("provisioning: %s is not a task", key)
-	}
-	return out, nil
-}
+func clone(t *resource.Task) (*resource.Task, error) { return resource.Clone(t), nil }

@@ -329,17 +329,7 @@ func (l *PlannerLauncher) Stop(ctx context.Context, scope resource.Scope, cluste
 	return err
 }
 
-func cloneTask(key string, t *resource.Task) (*resource.Task, error) {
-	obj, err := resource.Decode(key, resource.Encode(t))
-	if err != nil {
-		return nil, err
-	}
-	out, ok := obj.(*resource.Task)
-	if !ok {
-		return nil, fmt.Errorf("service: %s is not a task", key)
-	}
-	return out, nil
-}
+func cloneTask(_ string, t *resource.Task) (*resource.Task, error) { return resource.Clone(t), nil }
 
 // FargatePlatformVersion resolves a service's platformVersion ("" and LATEST
 // mean the current Linux version).
