@@ -99,6 +99,9 @@ func (s *Server) validateCreateService(c *Call, cl *resource.Cluster, in *ecs.Cr
 	if err := svcCheckLaunchCompat(&td.TaskDefinition, ls, in.LoadBalancers); err != nil {
 		return nil, err
 	}
+	if err := svcCheckPublicIP(ls.fargate(), in.NetworkConfiguration); err != nil {
+		return nil, err
+	}
 	if spec.deployment, err = svcDeploymentConfig(in.DeploymentConfiguration, nil, spec.scheduling); err != nil {
 		return nil, err
 	}
@@ -377,6 +380,14 @@ func (s *Server) applyServiceUpdate(c *Call, cl *resource.Cluster, cur *resource
 	if err := svcCheckNetwork(&td.TaskDefinition, cur.NetworkConfiguration); err != nil {
 		return err
 	}
+	fargate := cur.LaunchType == ecs.LaunchTypeFARGATE ||
+		(len(cur.CapacityProviderStrategy) > 0 && resource.IsFargateProvider(cur.CapacityProviderStrategy[0].CapacityProvider))
+	if in.CapacityProviderStrategy != nil && len(in.CapacityProviderStrategy) > 0 {
+		fargate = resource.IsFargateProvider(in.CapacityProviderStrategy[0].CapacityProvider)
+	}
+	if err := svcCheckPublicIP(fargate, cur.NetworkConfiguration); err != nil {
+		return err
+	}
 	if in.CapacityProviderStrategy != nil && !svcSameJSON(in.CapacityProviderStrategy, cur.CapacityProviderStrategy) {
 		if !in.ForceNewDeployment {
 			return ecs.Errorf(ecs.CodeInvalidParameter, "When switching from launch type to capacity provider strategy on an existing service, or making a change to a capacity provider strategy on a service that is already using one, you must force a new deployment (forceNewDeployment).")
@@ -471,6 +482,14 @@ func svcCheckLaunchCompat(td *ecs.TaskDefinition, ls launchSpec, lbs []ecs.LoadB
 	}
 	if !slices.Contains(td.Compatibilities, ecs.Compatibility(ls.launchType)) {
 		return ecs.Errorf(ecs.CodeInvalidParameter, "Task definition does not support launch_type %s.", ls.launchType)
+	}
+	return nil
+}
+
+// svcCheckPublicIP refuses assignPublicIp ENABLED outside Fargate, as ECS does.
+func svcCheckPublicIP(fargate bool, nc *ecs.NetworkConfiguration) error {
+	if !fargate && nc != nil && nc.AwsvpcConfiguration != nil && nc.AwsvpcConfiguration.AssignPublicIp == ecs.AssignPublicIpENABLED {
+		return ecs.Errorf(ecs.CodeInvalidParameter, "Assign public IP is not supported for this launch type.")
 	}
 	return nil
 }

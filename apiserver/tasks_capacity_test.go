@@ -126,6 +126,11 @@ func TestRunTaskFargate(t *testing.T) {
 			taskWantErr(t, err, "InvalidParameterException", c.msg)
 		}
 	}
+	// Fargate tasks may ask for a public IP (the usual CLI idiom).
+	if _, err := run(sdkecs.RunTaskInput{LaunchType: types.LaunchTypeFargate, NetworkConfiguration: &types.NetworkConfiguration{
+		AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}, AssignPublicIp: types.AssignPublicIpEnabled}}}); err != nil {
+		t.Fatalf("assignPublicIp ENABLED on Fargate: %v", err)
+	}
 	ok, err := run(sdkecs.RunTaskInput{LaunchType: types.LaunchTypeFargate, Overrides: &types.TaskOverride{Cpu: aws.String("512"), Memory: aws.String("1024"), EphemeralStorage: &types.EphemeralStorage{SizeInGiB: 50}}})
 	if err != nil || ok.Tasks[0].EphemeralStorage.SizeInGiB != 50 || aws.ToString(ok.Tasks[0].Cpu) != "512" {
 		t.Fatalf("valid override: %v %+v", err, ok)

@@ -284,7 +284,9 @@ func (l *taskLaunch) setNetwork(nc *ecs.NetworkConfiguration) error {
 			return ecs.Errorf(ecs.CodeInvalidParameter, "networkConfiguration.awsvpcConfiguration.subnets[%d] is empty.", i)
 		}
 	}
-	if vpc.AssignPublicIp == ecs.AssignPublicIpENABLED {
+	// Only Fargate tasks may ask for a public IP (ecsd gives none: the task
+	// is reachable on its private address from the host).
+	if vpc.AssignPublicIp == ecs.AssignPublicIpENABLED && l.launchType != ecs.LaunchTypeFARGATE {
 		return ecs.Errorf(ecs.CodeInvalidParameter, "Assign public IP is not supported for this launch type.")
 	}
 	l.netCfg = Clone(nc)
