@@ -110,6 +110,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", s.serveAPI)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /version", s.serveVersion)
+	mux.Handle("GET /metrics", s.metricsHandler())
 	if s.cfg.DevMode {
 		mux.HandleFunc("POST /ecsd/reset", s.serveReset)
 	}

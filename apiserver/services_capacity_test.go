@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/ecsd/ecsd/internal/signedpost"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +104,16 @@ func TestServiceOnFargateSpot(t *testing.T) {
 		}
 		return placed == 4 && waiting == 2
 	})
+	// The waiting tasks show in the metrics.
+	resp, err := http.Get(env.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `ecsd_tasks_waiting_for_capacity{account="123456789012",cluster="spot",region="us-east-1",target="FARGATE_SPOT"} 2`; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 	// Capacity arrives: the waiting tasks are placed.
 	capPoolInstance(t, env, "p2", 1024, 2048)
 	capEventually(t, "all 6 placed", func() bool {

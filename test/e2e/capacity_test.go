@@ -7,6 +7,7 @@ import (
 	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,6 +146,16 @@ func TestCapacityProviderManagedScaling(t *testing.T) {
 			t.Errorf("instance %s capacity provider %q", aws.ToString(in.ContainerInstanceArn), aws.ToString(in.CapacityProviderName))
 		}
 	}
+
+	// Managed scaling's reservation is published (100: as many instances as needed).
+	placementEventually(t, 30*time.Second, "the reservation metric", func() string {
+		status, body, err := httpDo(http.MethodGet, p.URL+"/metrics")
+		want := `ecsd_capacity_provider_reservation_percent{account="000000000000",capacity_provider="ngcp",region="us-east-1"} 100`
+		if err != nil || status != http.StatusOK || !strings.Contains(string(body), want) {
+			return fmt.Sprintf("%d %v: no %s", status, err, want)
+		}
+		return ""
+	})
 
 	// One standalone task keeps one instance busy; the service goes to 0.
 	rt, err := sdk.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: aws.String("cap-web")})
