@@ -166,3 +166,23 @@ func TestServiceOnFargateSpot(t *testing.T) {
 		CapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE"), Weight: 1}}})
 	taskWantErr(t, err, "InvalidParameterException", "DAEMON")
 }
+
+// What ECS Anywhere does not support is refused for EXTERNAL services.
+func TestServiceExternalRefusals(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	taskCluster(t, env, "ext")
+	taskWebDef(t, env)
+	capFargateDef(t, env) // awsvpc
+	_, err := env.ECS.CreateService(ctx, &sdkecs.CreateServiceInput{Cluster: aws.String("ext"), ServiceName: aws.String("lb"), TaskDefinition: aws.String("web"),
+		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeExternal,
+		LoadBalancers: []types.LoadBalancer{{TargetGroupArn: aws.String("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1"), ContainerName: aws.String("app"), ContainerPort: aws.Int32(80)}}})
+	taskWantErr(t, err, "InvalidParameterException", "EXTERNAL instances cannot use load balancers")
+	_, err = env.ECS.CreateService(ctx, &sdkecs.CreateServiceInput{Cluster: aws.String("ext"), ServiceName: aws.String("vpc"), TaskDefinition: aws.String("fg"),
+		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeExternal, NetworkConfiguration: capNet})
+	taskWantErr(t, err, "InvalidParameterException", "EXTERNAL instances do not support awsvpc")
+	if _, err := env.ECS.CreateService(ctx, &sdkecs.CreateServiceInput{Cluster: aws.String("ext"), ServiceName: aws.String("ok"), TaskDefinition: aws.String("web"),
+		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeExternal}); err != nil {
+		t.Fatalf("a bridge EXTERNAL service: %v", err)
+	}
+}
