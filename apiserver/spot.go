@@ -56,7 +56,11 @@ func (s *Server) interruptSpot(c *Call, in *spotInterruptionRequest) (*ecs.Task,
 	if in.Task == "" {
 		return nil, ecs.Errorf(ecs.CodeInvalidParameter, "task: required (a task ARN, or an ID with cluster).")
 	}
-	cluster, err := s.resolveCluster(c, in.Cluster, false)
+	ref := in.Cluster
+	if a, err := resource.ParseARN(in.Task); ref == "" && err == nil && a.Type == "task" && len(a.Parts) == 2 {
+		ref = a.Parts[0] // a long task ARN names its cluster
+	}
+	cluster, err := s.resolveCluster(c, ref, false)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ type agentFlags struct {
 	dockerHost        string
 	pauseImage        string
 	imagePullBehavior string
+	awslogsEndpoint   string
 	logLevel          string
 	logFormat         string
 	fargate           bool
@@ -70,6 +71,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet, withServer bool, prefix string)
 	fs.StringVar(&f.dockerHost, prefix+"docker-host", "", "Docker daemon address (empty: DOCKER_HOST or the default socket)")
 	fs.StringVar(&f.pauseImage, prefix+"pause-image", "", "awsvpc pause image (empty: ecsd/pause:latest, built locally)")
 	fs.StringVar(&f.imagePullBehavior, prefix+"image-pull-behavior", "", "prefer-cached (default), default, always or once")
+	fs.StringVar(&f.awslogsEndpoint, prefix+"awslogs-endpoint", "", "CloudWatch Logs compatible URL for containers with the awslogs log driver (empty: they log to json-file)")
 }
 
 // config builds the node configuration; the caller sets Logger, and for
@@ -93,7 +95,7 @@ func (f *agentFlags) config(log *slog.Logger) (node.Config, error) {
 		ServerURL: f.server, Cluster: f.cluster, JoinToken: f.joinToken, DataDir: dataDir,
 		Attributes: attrs, AvailabilityZone: f.availabilityZone, InstanceType: f.instanceType,
 		CPU: f.cpu, MemoryMiB: f.memory, ReservedMemoryMiB: f.reservedMemory, TMDSPort: f.tmdsPort,
-		Runtime: rt, PauseImage: f.pauseImage, ImagePullBehavior: f.imagePullBehavior,
+		Runtime: rt, PauseImage: f.pauseImage, ImagePullBehavior: f.imagePullBehavior, AwslogsEndpoint: f.awslogsEndpoint,
 		Fargate: f.fargate, FargateRuntime: f.fargateRuntime, External: f.external, NodeGroup: f.nodeGroup, NodeID: f.nodeID,
 		Version: version, Hash: agentHash(), Logger: log,
 	}, nil

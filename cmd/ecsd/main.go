@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), devCmd(), agentCmd(), nodegroupCmd(), versionCmd())
+	root.AddCommand(serverCmd(), devCmd(), agentCmd(), nodegroupCmd(), spotCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ecsd:", err)
 		os.Exit(1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/ecsd/ecsd/internal/signedpost"
 	"net/http"
 	"os"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ecsd/ecsd/agent/node"
 	"github.com/ecsd/ecsd/apiserver"
+	"github.com/ecsd/ecsd/internal/signedpost"
 )
 
 // `ecsd nodegroup`: a small client of the node group API (apiserver/nodegroups.go),
@@ -33,6 +33,12 @@ func (c *nodeGroupClient) register(fs *pflag.FlagSet) {
 
 // call sends one node group operation and decodes its answer into out.
 func (c *nodeGroupClient) call(ctx context.Context, op string, in, out any) error {
+	return c.post(ctx, "/", apiserver.NodeGroupsTargetPrefix+"."+op, in, out)
+}
+
+// post sends in as JSON to path (with the X-Amz-Target target, if any),
+// signed with the environment's credentials, and decodes the answer into out.
+func (c *nodeGroupClient) post(ctx context.Context, path, target string, in, out any) error {
 	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if id == "" || secret == "" {
 		return fmt.Errorf("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to sign requests")
@@ -51,10 +57,10 @@ func (c *nodeGroupClient) call(ctx context.Context, op string, in, out any) erro
 		return err
 	}
 	creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
-	status, b, err := signedpost.Do(ctx, signedpost.Request{URL: strings.TrimRight(c.endpoint, "/") + "/",
-		Target: apiserver.NodeGroupsTargetPrefix + "." + op, Body: body, Credentials: creds, Region: region})
+	status, b, err := signedpost.Do(ctx, signedpost.Request{URL: strings.TrimRight(c.endpoint, "/") + path,
+		Target: target, Body: body, Credentials: creds, Region: region})
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, c.endpoint, err)
+		return fmt.Errorf("%s: %w", c.endpoint, err)
 	}
 	if status != http.StatusOK {
 		var e struct {

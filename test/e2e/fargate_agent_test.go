@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"github.com/ecsd/ecsd/internal/signedpost"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,12 +185,10 @@ while :; do sleep 0.2; done`}}
 		}
 		id = aws.ToString(task.Containers[0].RuntimeId)
 		agentDockerLogs(t, id, "ready")
-		status, body := fargateInterrupt(t, p.URL, arn)
-		if status == http.StatusNotFound {
-			t.Skipf("no spot interruption endpoint yet: %d %s", status, body)
-		}
-		if status != http.StatusOK {
-			t.Fatalf("POST /ecsd/v1/spot-interruptions: %d %s", status, body)
+		// The operator's CLI; the task ARN names its cluster.
+		if out, err := run(t, 30*time.Second, "", append(baseEnv(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test"),
+			ecsdBin, "spot", "interrupt", arn, "--endpoint", p.URL); err != nil {
+			t.Fatalf("ecsd spot interrupt: %v\n%s", err, out)
 		}
 		agentDockerLogs(t, id, "got-SIGTERM")
 		task = c.wait(t, arn, "STOPPED", 60*time.Second)
@@ -233,17 +229,4 @@ func fargateRemoveInstanceContainers(t *testing.T, instanceARN string) {
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
 		_ = exec.Command("docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
 	}
-}
-
-// fargateInterrupt asks the server to interrupt a Spot task, signed as an API
-// call (dev auth accepts any well-formed signature).
-func fargateInterrupt(t *testing.T, url, taskArn string) (int, string) {
-	t.Helper()
-	body, _ := json.Marshal(map[string]string{"cluster": "default", "task": taskArn})
-	status, b, err := signedpost.Do(context.Background(), signedpost.Request{URL: url + "/ecsd/v1/spot-interruptions", Body: body,
-		Credentials: aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, Region: "us-east-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return status, string(b)
 }
