@@ -94,6 +94,11 @@ type Config struct {
 	// is run with the default instead.
 	FargateRuntime string
 
+	// AwslogsEndpoint is given to containers with the awslogs log driver
+	// whose options name no awslogs-endpoint (a CloudWatch Logs compatible
+	// URL reachable from dockerd); "" runs them with json-file instead.
+	AwslogsEndpoint string
+
 	// ImagePullBehavior is one of the Pull* values; "" is PullPreferCached.
 	ImagePullBehavior string
 	// DefaultStopTimeout applies to containers without stopTimeout.
@@ -150,6 +155,9 @@ func (c *Config) Validate() error {
 	p, err := netip.ParsePrefix(c.AwsvpcSubnet)
 	if err != nil || !p.Addr().Is4() || p.Bits() > 28 {
 		return fmt.Errorf("engine: AwsvpcSubnet %q must be an IPv4 CIDR block of /28 or larger", c.AwsvpcSubnet)
+	}
+	if err := CheckAwslogsEndpoint(c.AwslogsEndpoint); err != nil {
+		return fmt.Errorf("engine: AwslogsEndpoint: %w", err)
 	}
 	switch c.ImagePullBehavior {
 	case PullPreferCached, PullDefault, PullAlways, PullOnce:

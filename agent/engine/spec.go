@@ -79,6 +79,9 @@ type specContext struct {
 	volumes     []ecs.Volume
 	idsByName   map[string]string // Docker ids of the task's created containers, for volumesFrom
 	tmdsBase    string            // "" = no metadata endpoint
+	// awslogsEndpoint is the agent's endpoint for the awslogs log driver
+	// ("" = none: awslogs containers log to json-file; logging.go).
+	awslogsEndpoint string
 }
 
 // taskVolumeName is the Docker volume that backs a task-scoped volume.
@@ -145,9 +148,7 @@ func buildSpec(sc specContext, c *container) (runtime.ContainerSpec, error) {
 			spec.Mounts = append(spec.Mounts, runtime.Mount{Type: runtime.MountTmpfs, Target: tm.ContainerPath})
 		}
 	}
-	if lc := d.LogConfiguration; lc != nil {
-		spec.LogDriver, spec.LogOptions = string(lc.LogDriver), lc.Options
-	}
+	spec.LogDriver, spec.LogOptions, _ = logDriver(d.LogConfiguration, sc.awslogsEndpoint, c.name, sc.taskID)
 
 	switch sc.networkMode {
 	case "awsvpc":

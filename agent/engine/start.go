@@ -57,6 +57,7 @@ func (t *task) advanceStart(ctx context.Context) (done, progressed bool) {
 			return false, true
 		}
 		t.pulled = true
+		t.logAwslogsFallback()
 		return false, true
 	}
 	for _, c := range createOrder(t.containers, t.byName) {
@@ -211,6 +212,8 @@ func (t *task) specContext() specContext {
 		networkMode: t.networkMode,
 		volumes:     def.Volumes,
 		idsByName:   map[string]string{},
+
+		awslogsEndpoint: t.e.cfg.AwslogsEndpoint,
 	}
 	for _, c := range t.containers {
 		if c.id != "" {

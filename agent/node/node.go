@@ -74,6 +74,9 @@ type Config struct {
 	// locally when missing.
 	PauseImage        string
 	ImagePullBehavior string
+	// AwslogsEndpoint is where containers with the awslogs log driver send
+	// their logs (engine.Config.AwslogsEndpoint); "" logs them to json-file.
+	AwslogsEndpoint string
 
 	Version string
 	Hash    string
@@ -106,6 +109,9 @@ func (c *Config) Validate() error {
 	case "", RuntimeAuto, RuntimeRunsc, RuntimeRunc:
 	default:
 		return fmt.Errorf("--fargate-runtime %q: want %s, %s or %s", c.FargateRuntime, RuntimeAuto, RuntimeRunsc, RuntimeRunc)
+	}
+	if err := engine.CheckAwslogsEndpoint(c.AwslogsEndpoint); err != nil {
+		return fmt.Errorf("--awslogs-endpoint: %w", err)
 	}
 	for k := range c.Attributes {
 		if k == "" {
@@ -225,8 +231,8 @@ func (n *Node) runInstance(ctx context.Context, sess *session.Session) error {
 		Runtime: n.cfg.Runtime, Reporter: sess,
 		InstanceArn: sess.InstanceARN(), ClusterArn: sess.ClusterARN(), Region: region, AvailabilityZone: az,
 		TMDS: md, PauseImage: n.cfg.PauseImage, ImagePullBehavior: n.cfg.ImagePullBehavior,
-		FargateRuntime: n.fargateRuntime,
-		Logger:         n.cfg.Logger.With("component", "engine"),
+		FargateRuntime: n.fargateRuntime, AwslogsEndpoint: n.cfg.AwslogsEndpoint,
+		Logger: n.cfg.Logger.With("component", "engine"),
 	})
 	if err != nil {
 		return err
