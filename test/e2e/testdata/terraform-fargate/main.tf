@@ -84,6 +84,16 @@ resource "aws_ecs_task_definition" "app" {
       environment = [
         { name = "STAGE", value = "test" }
       ]
+      # As nearly every Fargate example has it; with no --awslogs-endpoint the
+      # agent logs to json-file instead of reaching for CloudWatch.
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = "/ecs/app"
+          awslogs-region        = "us-east-1"
+          awslogs-stream-prefix = "app"
+        }
+      }
     }
   ])
 }
