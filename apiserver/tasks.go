@@ -5,6 +5,7 @@ import (
 
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/cache"
+	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/resource"
 )
 
@@ -134,9 +135,5 @@ func peekTask(snap *cache.Snapshot, scope resource.Scope, cluster, id string) (*
 // client through the API (no agent credential). Stopping such a task completes
 // at once instead of waiting for an agent.
 func taskInstanceHasNoAgent(snap *cache.Snapshot, t *resource.Task) bool {
-	if t.InstanceID == "" {
-		return true
-	}
-	ci, ok := Peek[resource.ContainerInstance](snap, t.InstanceKey())
-	return !ok || ci.SecretHash == "" || ci.Status == resource.InstanceInactive
+	return planner.Unattended(snap, t)
 }

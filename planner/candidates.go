@@ -148,3 +148,15 @@ func Place(t *resource.Task, ci *resource.ContainerInstance, target Target) {
 		}
 	}
 }
+
+// Unattended reports whether nothing will ever report on t again, so a stop
+// must complete at once: it has no instance (it waited for capacity), or its
+// instance is gone or deregistered, or has no agent (registered through the
+// API).
+func Unattended(snap *cache.Snapshot, t *resource.Task) bool {
+	if t.InstanceID == "" {
+		return true
+	}
+	ci, ok := cache.Peek[resource.ContainerInstance](snap, t.InstanceKey())
+	return !ok || ci.SecretHash == "" || ci.Status == resource.InstanceInactive
+}

@@ -412,7 +412,7 @@ func (c *Controller) preempt(ctx context.Context) error {
 						return nil, err
 					}
 					if n.Interrupt(now, c.cfg.SpotWarning) {
-						if cands.Instances[v.ID].SecretHash == "" {
+						if planner.Unattended(snap, n) {
 							// No agent runs it (an API-registered instance): it is stopped now.
 							n.LastStatus, n.StoppedAt, n.ExecutionStoppedAt = "STOPPED", ecs.NewTime(now), ecs.NewTime(now)
 						}

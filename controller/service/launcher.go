@@ -317,7 +317,7 @@ func (l *PlannerLauncher) Stop(ctx context.Context, scope resource.Scope, cluste
 			t.StoppedReason = reason
 			t.StoppingAt = ecs.NewTime(now)
 			t.Version++
-			if t.InstanceID == "" {
+			if planner.Unattended(snap, t) {
 				t.LastStatus = statusStopped
 				t.StoppedAt = ecs.NewTime(now)
 				t.ExecutionStoppedAt = ecs.NewTime(now)
