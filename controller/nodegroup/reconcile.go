@@ -409,7 +409,9 @@ func (c *Controller) terminate(ctx context.Context, groupKey string, g *resource
 		return
 	}
 	c.log.Info("node terminated", "group", g.Name, "node", n.ID, "provider_id", n.ProviderID)
-	c.release(key, false)
+	// Held off like a failure: until the cache shows the node gone, a pass
+	// would still see it Terminating and remove it again.
+	c.release(key, true)
 }
 
 // deregister marks every live container instance of the node INACTIVE (the
@@ -442,6 +444,9 @@ func (c *Controller) deregister(ctx context.Context, g *resource.NodeGroup, node
 }
 
 func nodeIndex(g *resource.NodeGroup, id string) int {
+	if g == nil {
+		return -1 // the group record is gone (deleted)
+	}
 	for i, n := range g.Nodes {
 		if n.ID == id {
 			return i
