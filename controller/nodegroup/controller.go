@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -285,6 +286,12 @@ func (c *Controller) async(ctx context.Context, fn func()) {
 			return
 		}
 		defer func() { <-c.sem }()
+		defer func() {
+			// A bug in one node's call must not take the server down.
+			if p := recover(); p != nil {
+				c.log.Error("node group call panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+		}()
 		fn()
 	}()
 }

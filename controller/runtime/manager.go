@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -87,9 +89,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func(c Controller) {
 				defer wg.Done()
-				if err := c.Run(lctx); err != nil && !errors.Is(err, context.Canceled) {
-					m.log.Error("controller stopped", "controller", c.Name(), "err", err)
-				}
+				m.runController(lctx, c)
 			}(c)
 		}
 		<-lctx.Done()
@@ -106,6 +106,34 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// runController runs c for the term. A panic in it is a bug, but must not
+// take the whole server (and every other controller) down: it is logged
+// with its stack and the controller starts again after a pause.
+func (m *Manager) runController(ctx context.Context, c Controller) {
+	for {
+		panicked := func() (panicked bool) {
+			defer func() {
+				if p := recover(); p != nil {
+					m.log.Error("controller panicked; restarting it", "controller", c.Name(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					panicked = true
+				}
+			}()
+			if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.Error("controller stopped", "controller", c.Name(), "err", err)
+			}
+			return false
+		}()
+		if !panicked {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.retry):
+		}
+	}
 }
 
 func (m *Manager) setLeading(v bool) {
