@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecsd/ecsd/internal/testimage"
 )
@@ -135,9 +136,6 @@ while :; do sleep 0.2; done`}}
 		start := time.Now()
 		out, err := c.try(t, "ecs", "run-task", "--cluster", "default", "--task-definition", "e2e-fargate", "--launch-type", "FARGATE",
 			"--network-configuration", agentAwsvpcNet, "--query", "tasks[0].taskArn", "--output", "text")
-		if err != nil && strings.Contains(out, "UnsupportedFeatureException") {
-			t.Skipf("RunTask does not run FARGATE tasks yet: %s", strings.TrimSpace(out))
-		}
 		if err != nil {
 			t.Fatalf("run-task --launch-type FARGATE: %v", err)
 		}
@@ -198,6 +196,54 @@ while :; do sleep 0.2; done`}}
 		if ec := aws.ToInt32(task.Containers[0].ExitCode); ec != 0 {
 			t.Errorf("exit code %d, want 0 (the SIGTERM trap)", ec)
 		}
+
+		// A service on FARGATE_SPOT: its interrupted task is replaced, on Spot.
+		ctx := context.Background()
+		if _, err := c.sdk.CreateService(ctx, &ecs.CreateServiceInput{Cluster: aws.String("default"), ServiceName: aws.String("e2e-spot"),
+			TaskDefinition: aws.String("e2e-fargate"), DesiredCount: aws.Int32(1),
+			CapacityProviderStrategy: []ecstypes.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1}},
+			NetworkConfiguration:     &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: []string{"subnet-0123456789abcdef0"}}},
+		}); err != nil {
+			t.Fatalf("create-service on FARGATE_SPOT: %v", err)
+		}
+		w := ecs.NewServicesStableWaiter(c.sdk, func(o *ecs.ServicesStableWaiterOptions) { o.MinDelay, o.MaxDelay = time.Second, 2*time.Second })
+		if err := w.Wait(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("default"), Services: []string{"e2e-spot"}}, 90*time.Second); err != nil {
+			t.Fatalf("spot service not stable: %v", err)
+		}
+		lt, err := c.sdk.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String("default"), ServiceName: aws.String("e2e-spot")})
+		if err != nil || len(lt.TaskArns) != 1 {
+			t.Fatalf("service tasks: %v %v", lt, err)
+		}
+		victim := lt.TaskArns[0]
+		task = c.wait(t, victim, "RUNNING", 60*time.Second)
+		id = aws.ToString(task.Containers[0].RuntimeId)
+		agentDockerLogs(t, id, "ready")
+		if out, err := run(t, 30*time.Second, "", append(baseEnv(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test"),
+			ecsdBin, "spot", "interrupt", victim, "--endpoint", p.URL); err != nil {
+			t.Fatalf("ecsd spot interrupt: %v\n%s", err, out)
+		}
+		agentDockerLogs(t, id, "got-SIGTERM")
+		if task = c.wait(t, victim, "STOPPED", 60*time.Second); task.StopCode != "SpotInterruption" {
+			t.Errorf("the service's interrupted task: stopCode %s", task.StopCode)
+		}
+		var replacement string
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && replacement == ""; time.Sleep(200 * time.Millisecond) {
+			lt, err := c.sdk.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String("default"), ServiceName: aws.String("e2e-spot")})
+			if err == nil && len(lt.TaskArns) == 1 && lt.TaskArns[0] != victim {
+				replacement = lt.TaskArns[0]
+			}
+		}
+		if replacement == "" {
+			t.Fatal("the service did not replace its interrupted task within 60s")
+		}
+		task = c.wait(t, replacement, "RUNNING", 60*time.Second)
+		if aws.ToString(task.CapacityProviderName) != "FARGATE_SPOT" {
+			t.Errorf("replacement on %q, want FARGATE_SPOT", aws.ToString(task.CapacityProviderName))
+		}
+		if _, err := c.sdk.DeleteService(ctx, &ecs.DeleteServiceInput{Cluster: aws.String("default"), Service: aws.String("e2e-spot"), Force: aws.Bool(true)}); err != nil {
+			t.Errorf("delete-service: %v", err)
+		}
+		c.wait(t, replacement, "STOPPED", 60*time.Second)
 	})
 }
 
