@@ -126,6 +126,18 @@ func TestServiceOnFargateSpot(t *testing.T) {
 		return len(tasks) == 6
 	})
 
+	// Cluster statistics count them as Fargate's.
+	dc, err := env.ECS.DescribeClusters(ctx, &sdkecs.DescribeClustersInput{Clusters: []string{"spot"}, Include: []types.ClusterField{types.ClusterFieldStatistics}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := map[string]string{}
+	for _, kv := range dc.Clusters[0].Statistics {
+		stats[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	if stats["activeFargateServiceCount"] != "1" || stats["pendingFargateTasksCount"] != "6" || stats["activeEC2ServiceCount"] != "0" {
+		t.Errorf("statistics %v", stats)
+	}
 	// A Spot interruption: the task stops with SpotInterruption and the
 	// service replaces it on FARGATE_SPOT.
 	victim := capServiceTasks(t, env, "spot", "web")[0]

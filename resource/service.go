@@ -183,13 +183,18 @@ func (s *Service) AddEvent(e ecs.ServiceEvent) {
 func (s *Service) ClusterName() string { return s.Cluster }
 
 func (s *Service) CountsAs() (Count, ecs.LaunchType) {
+	lt := s.LaunchType
+	// A service on a strategy counts as what its providers launch.
+	if lt == "" && len(s.CapacityProviderStrategy) > 0 && IsFargateProvider(s.CapacityProviderStrategy[0].CapacityProvider) {
+		lt = ecs.LaunchTypeFARGATE
+	}
 	switch s.Status {
 	case ServiceActive:
-		return CountActiveService, s.LaunchType
+		return CountActiveService, lt
 	case ServiceDraining:
-		return CountDrainingService, s.LaunchType
+		return CountDrainingService, lt
 	}
-	return CountNone, s.LaunchType
+	return CountNone, lt
 }
 
 func (s *Service) GetTags() []ecs.Tag  { return s.Tags }
