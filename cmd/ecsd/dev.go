@@ -164,6 +164,9 @@ FARGATE and FARGATE_SPOT tasks (awsvpc, a Fargate cpu/memory pair) run on the Fa
   aws ecs run-task --endpoint-url %[1]s --launch-type FARGATE --task-definition <awsvpc family> \
     --network-configuration 'awsvpcConfiguration={subnets=[subnet-local]}'
 
+Node groups grow and shrink with ecsd agent processes on this host (docs/capacity.md):
+  ecsd nodegroup create web-nodes --cluster demo --max 3 --desired 1 --wait 2m --endpoint %[1]s
+
 Wipe all state: curl -X POST %[1]s/ecsd/reset
 `, cp.URL(), cfg.DataDir, f.region, agentLine, testimage.Busybox)
 
