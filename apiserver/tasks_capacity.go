@@ -9,20 +9,17 @@ import (
 	"github.com/ecsd/ecsd/capacity"
 	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/resource"
+	"github.com/ecsd/ecsd/taskbuild"
 )
 
 // Where a RunTask or CreateService call runs its tasks: a launch type, or a
 // capacity provider strategy — the call's, else the cluster's default.
 
+// Fargate's ephemeral storage bounds (GiB); the platform version LATEST
+// resolves to and the default storage are taskbuild's.
 const (
-	// fargatePlatformVersion is what LATEST resolves to on Linux.
-	fargatePlatformVersion = "1.4.0"
-	fargatePlatformFamily  = "Linux"
-	// fargateDefaultStorage is the ephemeral storage (GiB) a Fargate task
-	// gets when neither the definition nor the call asks for more.
-	fargateDefaultStorage = 20
-	fargateMinStorage     = 20
-	fargateMaxStorage     = 200
+	fargateMinStorage = 20
+	fargateMaxStorage = 200
 )
 
 // fargatePlatformVersions are the Linux platform versions a call may name.
@@ -99,7 +96,7 @@ func resolvePlatformVersion(ls launchSpec, pv string) (string, error) {
 	}
 	switch {
 	case pv == "" || pv == "LATEST":
-		return fargatePlatformVersion, nil
+		return taskbuild.FargatePlatformVersion, nil
 	case slices.Contains(fargatePlatformVersions, pv):
 		return pv, nil
 	}
@@ -127,10 +124,7 @@ func fargateStorage(def *ecs.TaskDefinition, o *ecs.TaskOverride) (*ecs.Ephemera
 		}
 		return &ecs.EphemeralStorage{SizeInGiB: n}, nil
 	}
-	if def.EphemeralStorage != nil {
-		return &ecs.EphemeralStorage{SizeInGiB: def.EphemeralStorage.SizeInGiB}, nil
-	}
-	return &ecs.EphemeralStorage{SizeInGiB: fargateDefaultStorage}, nil
+	return taskbuild.FargateStorage(def), nil
 }
 
 // errNoFargatePool is the answer when no agent serves the Fargate pool.

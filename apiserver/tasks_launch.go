@@ -9,31 +9,28 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/cache"
 	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/scheduler"
 	"github.com/ecsd/ecsd/store"
+	"github.com/ecsd/ecsd/taskbuild"
 )
 
-// What RunTask and StartTask share: validating the call, turning the task
-// definition and overrides into what one copy needs from an instance, and
-// building the new task records.
+// What RunTask and StartTask share: validating the call and turning the task
+// definition and overrides into a taskbuild.Spec, which computes what one copy
+// needs from an instance and builds the new task records (as it does for the
+// service scheduler).
 
 const (
-	taskMaxStartedByLen      = 128
-	taskMaxGroupLen          = 255
-	taskMaxReferenceIDLen    = 64
-	taskMaxOverridesLen      = 8192
-	taskMaxTags              = 50
-	taskMinContainerMemory   = 6
-	taskManagedClusterTag    = "aws:ecs:clusterName"
-	taskAttachmentENI        = "ElasticNetworkInterface"
-	taskAttachmentPrecreated = "PRECREATED"
-	taskHealthUnknown        = ecs.HealthStatus("UNKNOWN")
+	taskMaxStartedByLen    = 128
+	taskMaxGroupLen        = 255
+	taskMaxReferenceIDLen  = 64
+	taskMaxOverridesLen    = 8192
+	taskMaxTags            = 50
+	taskMinContainerMemory = 6
+	taskManagedClusterTag  = "aws:ecs:clusterName"
 )
 
 // taskLaunchRequest is the part of RunTask and StartTask they have in common.
@@ -61,28 +58,12 @@ type taskLaunch struct {
 	defKey     string
 	def        *resource.TaskDefinition // private copy
 	launchType ecs.LaunchType
-	overrides  *ecs.TaskOverride // as the task reports them
-	containers []ecs.ContainerDefinition
-	taskCPU    string
-	taskMemory string
 	need       scheduler.Task
-	reserve    resource.Usage
-	group      string
-	startedBy  string
-	refID      string
-	tags       []ecs.Tag
-	enableExec bool
-	netCfg     *ecs.NetworkConfiguration
-	longARN    bool
 	// defConstraints are the task definition's placement constraints.
 	defConstraints []scheduler.Constraint
-	// platformVersion and storage are set for Fargate launches.
-	platformVersion string
-	storage         *ecs.EphemeralStorage
-	// placementConstraints and placementStrategy are the call's, recorded on
-	// tasks that wait for capacity.
-	placementConstraints []ecs.PlacementConstraint
-	placementStrategy    []ecs.PlacementStrategy
+	// spec builds each copy's record (taskbuild); the call sets its placement
+	// constraints and strategy, recorded on copies that wait for capacity.
+	spec taskbuild.Spec
 }
 
 // prepareLaunch validates r for the launch ls in the (already resolved,
@@ -119,32 +100,34 @@ func (s *Server) prepareLaunch(c *Call, r *taskLaunchRequest, cluster *resource.
 	l := &taskLaunch{
 		scope: scope, cluster: cluster.ClusterName, clusterKey: scope.ClusterKey(cluster.ClusterName),
 		defKey: defKey, def: def, launchType: launchType,
-		startedBy: r.startedBy, refID: r.referenceID, enableExec: r.enableExecuteCommand,
-		longARN: s.longARNFormat(c, "task"),
+		spec: taskbuild.Spec{
+			Scope: scope, Cluster: cluster.ClusterName, Definition: &def.TaskDefinition,
+			Group: r.group, StartedBy: r.startedBy, ReferenceID: r.referenceID,
+			EnableExecuteCommand: r.enableExecuteCommand, ShortARN: !s.longARNFormat(c, "task"),
+		},
 	}
-	l.group = r.group
-	if l.group == "" {
-		l.group = scheduler.FamilyGroup(def.Family)
+	if l.spec.Group == "" {
+		l.spec.Group = scheduler.FamilyGroup(def.Family)
 	}
 	if err := l.applyOverrides(r.overrides); err != nil {
 		return nil, err
 	}
 	if ls.fargate() {
-		if err := checkFargateSize(l.taskCPU, l.taskMemory); err != nil {
+		if err := checkFargateSize(l.spec.CPU, l.spec.Memory); err != nil {
 			return nil, err
 		}
-		if l.storage, err = fargateStorage(&def.TaskDefinition, r.overrides); err != nil {
+		if l.spec.EphemeralStorage, err = fargateStorage(&def.TaskDefinition, r.overrides); err != nil {
 			return nil, err
 		}
-		l.platformVersion = pv
+		l.spec.PlatformVersion = pv
 	}
 	if err := l.setNetwork(r.networkConfiguration); err != nil {
 		return nil, err
 	}
-	if l.tags, err = taskLaunchTags(r, def, cluster.ClusterName); err != nil {
+	if l.spec.Tags, err = taskLaunchTags(r, def, cluster.ClusterName); err != nil {
 		return nil, err
 	}
-	l.computeNeeds()
+	l.need, l.spec.Reserve = taskbuild.Needs(&def.TaskDefinition, l.spec.Containers, l.spec.CPU, l.spec.Memory)
 	for _, pc := range def.PlacementConstraints {
 		l.defConstraints = append(l.defConstraints, scheduler.Constraint{Type: string(pc.Type), Expression: pc.Expression})
 	}
@@ -219,10 +202,10 @@ func (l *taskLaunch) applyOverrides(in *ecs.TaskOverride) error {
 		}
 		o.Memory = mem
 	}
-	l.taskCPU, l.taskMemory = cpu, mem
-	l.containers = resource.ApplyContainerOverrides(l.def.ContainerDefinitions, o)
+	l.spec.CPU, l.spec.Memory = cpu, mem
+	l.spec.Containers = resource.ApplyContainerOverrides(l.def.ContainerDefinitions, o)
 	taskMem, _ := strconv.Atoi(mem)
-	for _, ct := range l.containers {
+	for _, ct := range l.spec.Containers {
 		if ct.Memory != nil && ct.MemoryReservation != nil && *ct.MemoryReservation > *ct.Memory {
 			return ecs.Errorf(ecs.CodeInvalidParameter, "Invalid setting for container '%s'. 'memoryReservation' must be less than or equal to 'memory'.", ct.Name)
 		}
@@ -232,17 +215,7 @@ func (l *taskLaunch) applyOverrides(in *ecs.TaskOverride) error {
 	}
 	// The task reports one override entry per container, in definition order:
 	// the one given, or just the name (as ECS answers).
-	wire := make([]ecs.ContainerOverride, 0, len(l.def.ContainerDefinitions))
-	for _, d := range l.def.ContainerDefinitions {
-		if co, ok := given[d.Name]; ok {
-			wire = append(wire, co)
-		} else {
-			wire = append(wire, ecs.ContainerOverride{Name: d.Name})
-		}
-	}
-	o.ContainerOverrides = wire
-	o.InferenceAcceleratorOverrides = wireList(o.InferenceAcceleratorOverrides)
-	l.overrides = o
+	l.spec.Overrides = taskbuild.Overrides(l.def.ContainerDefinitions, o)
 	return nil
 }
 
@@ -289,7 +262,7 @@ func (l *taskLaunch) setNetwork(nc *ecs.NetworkConfiguration) error {
 	if vpc.AssignPublicIp == ecs.AssignPublicIpENABLED && l.launchType != ecs.LaunchTypeFARGATE {
 		return ecs.Errorf(ecs.CodeInvalidParameter, "Assign public IP is not supported for this launch type.")
 	}
-	l.netCfg = Clone(nc)
+	l.spec.NetworkConfiguration = Clone(nc)
 	return nil
 }
 
@@ -317,66 +290,6 @@ func taskLaunchTags(r *taskLaunchRequest, def *resource.TaskDefinition, cluster 
 	return tags, nil
 }
 
-// computeNeeds derives what one copy takes from an instance. CPU is the task's
-// cpu when set, else the sum of the containers'; memory the task's memory when
-// set, else the sum over containers of memoryReservation (what ECS reserves
-// when given) or memory. Static host ports: bridge mode's hostPort > 0; host
-// mode's containerPort (the host port it must equal); awsvpc and none use none.
-func (l *taskLaunch) computeNeeds() {
-	var cpu, mem int64
-	if n, err := strconv.ParseInt(l.taskCPU, 10, 64); err == nil {
-		cpu = n
-	} else {
-		for _, c := range l.containers {
-			cpu += int64(c.Cpu)
-		}
-	}
-	if n, err := strconv.ParseInt(l.taskMemory, 10, 64); err == nil {
-		mem = n
-	} else {
-		for _, c := range l.containers {
-			switch {
-			case c.MemoryReservation != nil:
-				mem += int64(*c.MemoryReservation)
-			case c.Memory != nil:
-				mem += int64(*c.Memory)
-			}
-		}
-	}
-	mode := taskDefNetworkMode(&l.def.TaskDefinition)
-	var tcp, udp []int32
-	for _, c := range l.containers {
-		for _, pm := range c.PortMappings {
-			var port int32
-			switch mode {
-			case ecs.NetworkModeBridge:
-				if pm.HostPort != nil {
-					port = *pm.HostPort
-				}
-			case ecs.NetworkModeHost:
-				if pm.HostPort != nil {
-					port = *pm.HostPort
-				} else if pm.ContainerPort != nil {
-					port = *pm.ContainerPort
-				}
-			}
-			if port <= 0 {
-				continue
-			}
-			if pm.Protocol == ecs.TransportProtocolUdp {
-				udp = append(udp, port)
-			} else {
-				tcp = append(tcp, port)
-			}
-		}
-	}
-	l.need = scheduler.Task{CPU: cpu, Memory: mem, TCPPorts: tcp, UDPPorts: udp, NetworkMode: string(mode)}
-	for _, a := range l.def.RequiresAttributes {
-		l.need.RequiredAttributes = append(l.need.RequiredAttributes, scheduler.Attribute{Name: a.Name, Value: a.Value})
-	}
-	l.reserve = resource.Usage{CPU: cpu, Memory: mem, TCPPorts: slices.Clone(tcp), UDPPorts: slices.Clone(udp)}
-}
-
 // checkStillRunnable re-reads the cluster and the definition in snap (a plan
 // may run on a newer snapshot than the call's) and returns the conditions the
 // plan's transaction must hold: neither changed since.
@@ -402,104 +315,6 @@ func taskObjAs[T any](e *cache.Entry, ok bool) (*T, bool) {
 	}
 	v, ok := e.Obj.(*T)
 	return v, ok
-}
-
-// newTask builds the record of one copy placed on ci through target
-// (PROVISIONING for awsvpc tasks, whose network interface comes first, and for
-// copies that wait for capacity, ci nil; PENDING otherwise, as ECS reports EC2
-// tasks).
-func (l *taskLaunch) newTask(c *Call, ci *resource.ContainerInstance, target planner.Target) *resource.Task {
-	id := strings.ReplaceAll(uuid.NewString(), "-", "")
-	arn := l.scope.TaskARN(l.cluster, id)
-	if !l.longARN {
-		arn = "arn:aws:ecs:" + l.scope.Region + ":" + l.scope.Account + ":task/" + id
-	}
-	t := &resource.Task{
-		Scope: l.scope, Cluster: l.cluster, ID: id,
-		Definition: l.def.TaskDefinition, Reserved: l.reserve, ReferenceID: l.refID,
-		NetworkConfiguration: l.netCfg,
-	}
-	status := taskStatusPending
-	if l.netCfg != nil || ci == nil {
-		status = taskStatusProvisioning
-	}
-	t.Task = ecs.Task{
-		TaskArn:               arn,
-		ClusterArn:            l.scope.ClusterARN(l.cluster),
-		TaskDefinitionArn:     l.def.TaskDefinitionArn,
-		Overrides:             l.overrides,
-		LastStatus:            status,
-		DesiredStatus:         taskStatusRunning,
-		Cpu:                   l.taskCPU,
-		Memory:                l.taskMemory,
-		CreatedAt:             ecs.NewTime(c.Now),
-		Version:               1,
-		LaunchType:            target.TaskLaunchType(),
-		CapacityProviderName:  target.CapacityProvider,
-		Group:                 l.group,
-		StartedBy:             l.startedBy,
-		Tags:                  slices.Clone(l.tags),
-		EnableExecuteCommand:  l.enableExec,
-		HealthStatus:          taskHealthUnknown,
-		Attachments:           []ecs.Attachment{},
-		Containers:            make([]ecs.Container, 0, len(l.containers)),
-		InferenceAccelerators: slices.Clone(l.def.InferenceAccelerators),
-		EphemeralStorage:      l.def.EphemeralStorage,
-	}
-	if target.Fargate() {
-		t.PlatformVersion, t.PlatformFamily, t.EphemeralStorage = l.platformVersion, fargatePlatformFamily, l.storage
-	}
-	if ci != nil {
-		planner.Place(t, ci, target)
-		if arch := taskInstanceAttr(ci, "ecs.cpu-architecture"); arch != "" {
-			t.Attributes = []ecs.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
-		}
-	} else {
-		t.PlacementConstraints, t.PlacementStrategy = l.placementConstraints, l.placementStrategy
-	}
-	if t.Cpu == "" && l.need.CPU > 0 {
-		t.Cpu = strconv.FormatInt(l.need.CPU, 10)
-	}
-	if t.Memory == "" && l.need.Memory > 0 {
-		t.Memory = strconv.FormatInt(l.need.Memory, 10)
-	}
-	var eniID string
-	if l.netCfg != nil {
-		eniID = uuid.NewString()
-		t.Attachments = []ecs.Attachment{{
-			Id: eniID, Type: taskAttachmentENI, Status: taskAttachmentPrecreated,
-			Details: []ecs.KeyValuePair{{Name: "subnetId", Value: l.netCfg.AwsvpcConfiguration.Subnets[0]}},
-		}}
-	}
-	for _, cd := range l.containers {
-		ct := ecs.Container{
-			ContainerArn:      l.scope.ContainerARN(l.cluster, id, uuid.NewString()),
-			TaskArn:           arn,
-			Name:              cd.Name,
-			Image:             cd.Image,
-			LastStatus:        containerStatusPending,
-			NetworkInterfaces: []ecs.NetworkInterface{},
-			Cpu:               strconv.Itoa(int(cd.Cpu)),
-			HealthStatus:      taskHealthUnknown,
-		}
-		if cd.Memory != nil {
-			ct.Memory = strconv.Itoa(int(*cd.Memory))
-		}
-		if cd.MemoryReservation != nil {
-			ct.MemoryReservation = strconv.Itoa(int(*cd.MemoryReservation))
-		}
-		t.Containers = append(t.Containers, ct)
-	}
-	return t
-}
-
-func taskInstanceAttr(ci *resource.ContainerInstance, name string) string {
-	for _, a := range ci.Attributes {
-		if a.Name == name {
-			return a.Value
-		}
-	}
-	return ""
 }
 
 // taskPlacementInstances is the scheduler's view of the cluster's container

@@ -65,8 +65,8 @@ func (s *Server) runTask(c *Call, in *ecs.RunTaskRequest) (*ecs.RunTaskResponse,
 	if err != nil {
 		return nil, err
 	}
-	l.placementConstraints, l.placementStrategy = in.PlacementConstraints, in.PlacementStrategy
-	req := scheduler.Request{Task: l.need, Count: count, Group: l.group, Seed: taskPlacementSeed(c)}
+	l.spec.PlacementConstraints, l.spec.PlacementStrategy = in.PlacementConstraints, in.PlacementStrategy
+	req := scheduler.Request{Task: l.need, Count: count, Group: l.spec.Group, Seed: taskPlacementSeed(c)}
 	for _, ps := range in.PlacementStrategy {
 		req.Strategies = append(req.Strategies, scheduler.Strategy{Type: string(ps.Type), Field: ps.Field})
 	}
@@ -118,7 +118,7 @@ func (s *Server) runTask(c *Call, in *ecs.RunTaskRequest) (*ecs.RunTaskResponse,
 		}
 		var tasks []*resource.Task
 		for _, pl := range sp.Copies {
-			t := l.newTask(c, pl.Instance, pl.Target)
+			t := l.spec.New(c.Now, pl)
 			tasks = append(tasks, t)
 			out.Tasks = append(out.Tasks, taskView(t, true))
 		}
@@ -265,9 +265,9 @@ func (s *Server) startTask(c *Call, in *ecs.StartTaskRequest) (*ecs.StartTaskRes
 					view = append(view, v)
 				}
 			}
-			p := scheduler.Place(view, scheduler.Request{Task: lw.need, Count: w.n, Group: lw.group, Seed: taskPlacementSeed(c)})
+			p := scheduler.Place(view, scheduler.Request{Task: lw.need, Count: w.n, Group: lw.spec.Group, Seed: taskPlacementSeed(c)})
 			for _, pl := range p.Placements {
-				t := lw.newTask(c, byID[pl.InstanceID], planner.Target{LaunchType: lw.launchType})
+				t := lw.spec.New(c.Now, planner.Placement{Target: planner.Target{LaunchType: lw.launchType}, Instance: byID[pl.InstanceID]})
 				tasks = append(tasks, t)
 				out.Tasks = append(out.Tasks, taskView(t, true))
 			}

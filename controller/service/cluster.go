@@ -2,8 +2,6 @@ package service
 
 import (
 	"math"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ecsd/ecsd/api/ecs"
@@ -11,6 +9,7 @@ import (
 	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/scheduler"
+	"github.com/ecsd/ecsd/taskbuild"
 )
 
 // clusterView is one snapshot's view of a cluster for the service
@@ -132,89 +131,12 @@ func hasHealthCheck(td *ecs.TaskDefinition) bool {
 	return false
 }
 
-// taskNeeds is what one copy of the definition needs from an instance: task
-// size (or the sum of its containers'), static host ports, network mode and
-// required attributes.
-//
-// TODO(unify): the tasks helper computes the same for RunTask; the lead will
-// move both to one shared package.
-func taskNeeds(td *ecs.TaskDefinition) scheduler.Task {
-	need := scheduler.Task{NetworkMode: string(td.NetworkMode)}
-	var cpu, mem int64
-	for _, c := range td.ContainerDefinitions {
-		cpu += int64(c.Cpu)
-		switch {
-		case c.Memory != nil:
-			mem += int64(*c.Memory)
-		case c.MemoryReservation != nil:
-			mem += int64(*c.MemoryReservation)
-		}
-		if td.NetworkMode == ecs.NetworkModeAwsvpc || td.NetworkMode == ecs.NetworkModeNone {
-			continue
-		}
-		for _, pm := range c.PortMappings {
-			port := int32(0)
-			switch {
-			case pm.HostPort != nil && *pm.HostPort > 0:
-				port = *pm.HostPort
-			case td.NetworkMode == ecs.NetworkModeHost && pm.ContainerPort != nil:
-				port = *pm.ContainerPort
-			}
-			if port == 0 {
-				continue // dynamic: Docker picks it at start
-			}
-			if pm.Protocol == ecs.TransportProtocolUdp {
-				need.UDPPorts = append(need.UDPPorts, port)
-			} else {
-				need.TCPPorts = append(need.TCPPorts, port)
-			}
-		}
-	}
-	if v, ok := parseSize(td.Cpu, true); ok {
-		cpu = v
-	}
-	if v, ok := parseSize(td.Memory, false); ok {
-		mem = v
-	}
-	need.CPU, need.Memory = cpu, mem
-	for _, a := range td.RequiresAttributes {
-		need.RequiredAttributes = append(need.RequiredAttributes, scheduler.Attribute{Name: a.Name, Value: a.Value})
-	}
-	return need
-}
-
-// parseSize reads a task-level size: a number of CPU units or MiB, or "1 vCPU"
-// / "2 GB" forms.
-func parseSize(s string, cpu bool) (int64, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, true
-	}
-	f := strings.Fields(strings.ToLower(s))
-	if len(f) != 2 {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return 0, false
-	}
-	switch {
-	case cpu && f[1] == "vcpu":
-		return int64(v * 1024), true
-	case !cpu && f[1] == "gb":
-		return int64(v * 1024), true
-	}
-	return 0, false
-}
-
 // eligibility returns whether an instance meets the deployment's constraints
 // (and the definition's required attributes), whatever it has left: it asks
 // the placement engine to place one copy on an unlimited copy of it.
 func eligibility(td *ecs.TaskDefinition, dep *resource.Deployment) func(scheduler.Instance) bool {
-	need := scheduler.Task{RequiredAttributes: taskNeeds(td).RequiredAttributes, NetworkMode: string(td.NetworkMode)}
+	full, _ := taskbuild.Needs(td, td.ContainerDefinitions, td.Cpu, td.Memory)
+	need := scheduler.Task{RequiredAttributes: full.RequiredAttributes, NetworkMode: string(td.NetworkMode)}
 	cons := placementConstraints(td, dep)
 	return func(v scheduler.Instance) bool {
 		v.CPU, v.Memory = math.MaxInt32, math.MaxInt32

@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/ecsd/ecsd/api/ecs"
 	"github.com/ecsd/ecsd/cache"
@@ -18,6 +14,7 @@ import (
 	"github.com/ecsd/ecsd/planner"
 	"github.com/ecsd/ecsd/resource"
 	"github.com/ecsd/ecsd/scheduler"
+	"github.com/ecsd/ecsd/taskbuild"
 )
 
 // TaskLauncher starts and stops a service's tasks. The controller decides;
@@ -44,10 +41,7 @@ func (e *PlacementError) Error() string {
 
 // PlannerLauncher writes task records through the planner: placement and
 // resource accounting commit in one transaction.
-//
-// TODO(unify): RunTask (apiserver, tasks helper) builds its resource.Task the
-// same way from a definition and overrides; the lead will move both onto one
-// shared task builder. Keep this one small until then.
+// The records are built by taskbuild, as RunTask's are.
 type PlannerLauncher struct {
 	Planner *planner.Planner
 	Clock   runtime.Clock
@@ -99,7 +93,7 @@ func (l *PlannerLauncher) launchBatch(ctx context.Context, svc *resource.Service
 		if len(strategies) == 0 && svc.SchedulingStrategy != ecs.SchedulingStrategyDAEMON {
 			strategies = scheduler.DefaultServiceStrategy()
 		}
-		need := taskNeeds(td)
+		need, reserve := taskbuild.Needs(td, td.ContainerDefinitions, td.Cpu, td.Memory)
 		req := scheduler.Request{Task: need, Count: count, Group: scheduler.ServiceGroup(svc.ServiceName),
 			Strategies: strategies, Constraints: placementConstraints(td, dep), Seed: seed(dep.Id, snap.Rev())}
 		var copies []planner.Placement
@@ -139,13 +133,10 @@ func (l *PlannerLauncher) launchBatch(ctx context.Context, svc *resource.Service
 				}
 			}
 		}
+		spec := taskSpec(svc, dep, rtd, reserve)
 		tasks := make([]*resource.Task, 0, len(copies))
 		for _, pl := range copies {
-			t := newTask(svc, dep, td, pl, need, now)
-			if svc.PropagateTags == ecs.PropagateTagsTASKDEFINITION {
-				t.Tags = append(append([]ecs.Tag(nil), rtd.Tags...), t.Tags...)
-			}
-			tasks = append(tasks, t)
+			tasks = append(tasks, spec.New(now, pl))
 		}
 		return planner.Plan{Tasks: tasks}, nil
 	})
@@ -185,97 +176,33 @@ func seed(depID string, rev int64) int64 {
 	return int64(h.Sum64()>>1) ^ rev
 }
 
-// newTask builds a service task as ECS shows one at launch: PROVISIONING,
-// desired RUNNING, containers PENDING, group service:<name>, startedBy the
-// deployment id, the definition copied, the reservation charged.
-func newTask(svc *resource.Service, dep *resource.Deployment, td *ecs.TaskDefinition, pl planner.Placement, need scheduler.Task, now time.Time) *resource.Task {
-	scope, cluster := svc.Scope, svc.Cluster
-	id := strings.ReplaceAll(uuid.NewString(), "-", "")
-	arn := scope.TaskARN(cluster, id)
-	t := &resource.Task{
-		Task: ecs.Task{
-			TaskArn:              arn,
-			ClusterArn:           scope.ClusterARN(cluster),
-			TaskDefinitionArn:    td.TaskDefinitionArn,
-			LastStatus:           "PROVISIONING",
-			DesiredStatus:        statusRunning,
-			LaunchType:           pl.Target.TaskLaunchType(),
-			CapacityProviderName: pl.Target.CapacityProvider,
-			Group:                scheduler.ServiceGroup(svc.ServiceName),
-			StartedBy:            dep.Id,
-			Cpu:                  td.Cpu,
-			Memory:               td.Memory,
-			CreatedAt:            ecs.NewTime(now),
-			HealthStatus:         ecs.HealthStatusUNKNOWN,
-			EnableExecuteCommand: svc.EnableExecuteCommand,
-			Version:              1,
-			Overrides:            &ecs.TaskOverride{ContainerOverrides: []ecs.ContainerOverride{}, InferenceAcceleratorOverrides: []ecs.InferenceAcceleratorOverride{}},
-			Attachments:          []ecs.Attachment{},
-			Attributes:           []ecs.Attribute{},
-		},
-		Scope:        scope,
-		Cluster:      cluster,
-		ID:           id,
-		Definition:   *td,
-		Reserved:     resource.Usage{CPU: need.CPU, Memory: need.Memory, TCPPorts: need.TCPPorts, UDPPorts: need.UDPPorts},
-		ServiceName:  svc.ServiceName,
-		DeploymentID: dep.Id,
+// taskSpec is how a service's tasks are built: group service:<name>,
+// startedBy the deployment id, the service's execute-command setting and
+// network configuration, the deployment's platform version and placement
+// rules (kept on copies waiting for capacity), and the service's tags.
+func taskSpec(svc *resource.Service, dep *resource.Deployment, rtd *resource.TaskDefinition, reserve resource.Usage) *taskbuild.Spec {
+	td := &rtd.TaskDefinition
+	return &taskbuild.Spec{
+		Scope: svc.Scope, Cluster: svc.Cluster, Definition: td,
+		CPU: td.Cpu, Memory: td.Memory, Reserve: reserve,
+		Group: scheduler.ServiceGroup(svc.ServiceName), StartedBy: dep.Id,
+		Tags:                 taskTags(svc, rtd),
+		EnableExecuteCommand: svc.EnableExecuteCommand,
+		NetworkConfiguration: dep.NetworkConfiguration,
+		PlatformVersion:      dep.PlatformVersion,
+		PlacementConstraints: dep.PlacementConstraints, PlacementStrategy: dep.PlacementStrategy,
+		ServiceName: svc.ServiceName, DeploymentID: dep.Id,
 	}
-	if pl.Instance != nil {
-		planner.Place(t, pl.Instance, pl.Target)
-	} else {
-		t.PlacementConstraints, t.PlacementStrategy = dep.PlacementConstraints, dep.PlacementStrategy
-	}
-	if pl.Target.Fargate() {
-		t.PlatformVersion, t.PlatformFamily = FargatePlatformVersion(dep.PlatformVersion), "Linux"
-		t.EphemeralStorage = &ecs.EphemeralStorage{SizeInGiB: 20}
-		if td.EphemeralStorage != nil {
-			t.EphemeralStorage.SizeInGiB = td.EphemeralStorage.SizeInGiB
-		}
-	}
-	if nc := dep.NetworkConfiguration; nc != nil && nc.AwsvpcConfiguration != nil && td.NetworkMode == ecs.NetworkModeAwsvpc {
-		t.NetworkConfiguration = nc
-		subnet := ""
-		if len(nc.AwsvpcConfiguration.Subnets) > 0 {
-			subnet = nc.AwsvpcConfiguration.Subnets[0]
-		}
-		t.Attachments = []ecs.Attachment{{
-			Id: uuid.NewString(), Type: "ElasticNetworkInterface", Status: "PRECREATED",
-			Details: []ecs.KeyValuePair{{Name: "subnetId", Value: subnet}},
-		}}
-	}
-	for _, c := range td.ContainerDefinitions {
-		t.Overrides.ContainerOverrides = append(t.Overrides.ContainerOverrides, ecs.ContainerOverride{Name: c.Name})
-		cont := ecs.Container{
-			ContainerArn:      scope.ContainerARN(cluster, id, uuid.NewString()),
-			TaskArn:           arn,
-			Name:              c.Name,
-			Image:             c.Image,
-			LastStatus:        "PENDING",
-			Cpu:               strconv.Itoa(int(c.Cpu)),
-			NetworkInterfaces: []ecs.NetworkInterface{},
-		}
-		if c.Memory != nil {
-			cont.Memory = strconv.Itoa(int(*c.Memory))
-		}
-		if c.MemoryReservation != nil {
-			cont.MemoryReservation = strconv.Itoa(int(*c.MemoryReservation))
-		}
-		if c.HealthCheck != nil {
-			cont.HealthStatus = ecs.HealthStatusUNKNOWN
-		}
-		t.Containers = append(t.Containers, cont)
-	}
-	t.Tags = taskTags(svc, td)
-	return t
 }
 
-// taskTags are the tags a service's task gets: the service's (propagateTags
-// SERVICE; the definition's are added by Launch) and ECS's managed tags when
-// enabled.
-func taskTags(svc *resource.Service, td *ecs.TaskDefinition) []ecs.Tag {
+// taskTags are the tags a service's task gets: the definition's
+// (propagateTags TASK_DEFINITION) or the service's (SERVICE), then ECS's
+// managed tags when enabled.
+func taskTags(svc *resource.Service, rtd *resource.TaskDefinition) []ecs.Tag {
 	var tags []ecs.Tag
 	switch svc.PropagateTags {
+	case ecs.PropagateTagsTASKDEFINITION:
+		tags = append(tags, rtd.Tags...)
 	case ecs.PropagateTagsSERVICE:
 		tags = append(tags, svc.Tags...)
 	}
@@ -330,15 +257,6 @@ func (l *PlannerLauncher) Stop(ctx context.Context, scope resource.Scope, cluste
 }
 
 func cloneTask(_ string, t *resource.Task) (*resource.Task, error) { return resource.Clone(t), nil }
-
-// FargatePlatformVersion resolves a service's platformVersion ("" and LATEST
-// mean the current Linux version).
-func FargatePlatformVersion(pv string) string {
-	if pv == "" || pv == "LATEST" {
-		return "1.4.0"
-	}
-	return pv
-}
 
 // serviceTargets divides count new tasks of dep over its launch type or
 // capacity provider strategy, counting the tasks the service already holds
