@@ -55,7 +55,7 @@ func capacityDescribeGroup(t *testing.T, url, name string) capacityNodeGroup {
 	var out struct {
 		NodeGroups []capacityNodeGroup `json:"nodeGroups"`
 	}
-	if err := capacityCall(t, url, "EcsdNodeGroups_20261101.DescribeNodeGroups", map[string]any{"names": []string{name}}, &out); err != nil {
+	if err := capacityCall(t, url, nodeGroupTarget+".DescribeNodeGroups", map[string]any{"names": []string{name}}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.NodeGroups) != 1 {
@@ -86,7 +86,7 @@ func TestCapacityProviderManagedScaling(t *testing.T) {
 	var created struct {
 		NodeGroup capacityNodeGroup `json:"nodeGroup"`
 	}
-	if err := capacityCall(t, p.URL, "EcsdNodeGroups_20261101.CreateNodeGroup", map[string]any{
+	if err := capacityCall(t, p.URL, nodeGroupTarget+".CreateNodeGroup", map[string]any{
 		"name": "ng", "cluster": cluster, "minSize": 0, "maxSize": 4, "instanceType": "ecsd.small",
 	}, &created); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"github.com/ecsd/ecsd/internal/signedpost"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -108,48 +103,6 @@ resource "aws_ecs_cluster_capacity_providers" "main" {
 // nodeGroupTarget is the X-Amz-Target prefix of ecsd's node group API.
 const nodeGroupTarget = "EcsdNodeGroups_20261101"
 
-// createNodeGroup calls CreateNodeGroup with a SigV4-signed JSON 1.1 POST
-// (signing name "ecs", like the ECS API on the same listener) and returns the
-// group's ARN. ok is false when the server does not know the operation yet.
-func createNodeGroup(t *testing.T, endpoint string, body map[string]any) (arn string, ok bool) {
-	t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, respBody, err := signedpost.Do(context.Background(), signedpost.Request{URL: endpoint + "/", Target: nodeGroupTarget + ".CreateNodeGroup",
-		Body: b, Credentials: aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, Region: "us-east-1"})
-	if err != nil {
-		t.Fatalf("CreateNodeGroup: %v", err)
-	}
-	var out struct {
-		Type      string `json:"__type"`
-		Message   string `json:"message"`
-		NodeGroup struct {
-			Name                string `json:"name"`
-			ARN                 string `json:"arn"`
-			AutoScalingGroupArn string `json:"autoScalingGroupArn"`
-		} `json:"nodeGroup"`
-	}
-	if err := json.Unmarshal(respBody, &out); err != nil {
-		t.Fatalf("CreateNodeGroup: status %d, undecodable body: %v", status, err)
-	}
-	if status != http.StatusOK {
-		if strings.Contains(out.Type, "UnknownOperationException") {
-			return "", false
-		}
-		t.Fatalf("CreateNodeGroup: status %d: %s: %s", status, out.Type, out.Message)
-	}
-	arn = out.NodeGroup.AutoScalingGroupArn
-	if arn == "" {
-		arn = out.NodeGroup.ARN
-	}
-	if !strings.HasPrefix(arn, "arn:aws:autoscaling:") {
-		t.Fatalf("CreateNodeGroup answered no Auto Scaling group ARN: %+v", out.NodeGroup)
-	}
-	return arn, true
-}
-
 // TestTerraformCapacity applies aws_ecs_capacity_provider (backed by an ecsd
 // node group), aws_ecs_cluster and aws_ecs_cluster_capacity_providers with
 // Terraform and the offline AWS provider against `ecsd server`; a second plan
@@ -174,11 +127,17 @@ func TestTerraformCapacity(t *testing.T) {
 	if _, err := sdk.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("e2e-cap-nodes")}); err != nil {
 		t.Fatal(err)
 	}
-	asgARN, ok := createNodeGroup(t, p.URL, map[string]any{
+	var created struct {
+		NodeGroup capacityNodeGroup `json:"nodeGroup"`
+	}
+	if err := capacityCall(t, p.URL, nodeGroupTarget+".CreateNodeGroup", map[string]any{
 		"name": "e2e-group", "cluster": "e2e-cap-nodes", "minSize": 0, "maxSize": 2, "instanceType": "t3.small",
-	})
-	if !ok {
-		t.Skip("the server does not implement " + nodeGroupTarget + ".CreateNodeGroup yet (UnknownOperationException)")
+	}, &created); err != nil {
+		t.Fatal(err)
+	}
+	asgARN := created.NodeGroup.AutoScalingGroupArn
+	if !strings.HasPrefix(asgARN, "arn:aws:autoscaling:") {
+		t.Fatalf("CreateNodeGroup answered no Auto Scaling group ARN: %+v", created.NodeGroup)
 	}
 
 	work := t.TempDir()
@@ -186,20 +145,7 @@ func TestTerraformCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(terraformEnv(t, t.TempDir(), mirror, p.URL), "TF_VAR_asg_arn="+asgARN)
-	terraform := func(timeout time.Duration, args ...string) (string, int) {
-		t.Helper()
-		out, err := run(t, timeout, work, env, tf, append(args, "-no-color")...)
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return out, 0
-		case errors.As(err, &ee) && ee.ExitCode() > 0:
-			return out, ee.ExitCode()
-		default:
-			t.Fatalf("terraform %s: %v", args[0], err)
-			return out, -1
-		}
-	}
+	terraform := terraformCmd(t, tf, work, env)
 
 	if _, code := terraform(2*time.Minute, "init", "-input=false"); code != 0 {
 		t.Fatalf("terraform init exited %d (output above)", code)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,20 +54,7 @@ func TestTerraformFargate(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(terraformEnv(t, t.TempDir(), mirror, p.URL), "TF_VAR_cluster="+cluster, "TF_VAR_image="+testimage.Busybox)
-	terraform := func(timeout time.Duration, args ...string) (string, int) {
-		t.Helper()
-		out, err := run(t, timeout, work, env, tf, append(args, "-no-color")...)
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return out, 0
-		case errors.As(err, &ee) && ee.ExitCode() > 0:
-			return out, ee.ExitCode()
-		default:
-			t.Fatalf("terraform %s: %v", args[0], err)
-			return out, -1
-		}
-	}
+	terraform := terraformCmd(t, tf, work, env)
 	if _, code := terraform(2*time.Minute, "init", "-input=false"); code != 0 {
 		t.Fatalf("terraform init exited %d (output above)", code)
 	}

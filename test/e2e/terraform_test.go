@@ -97,20 +97,7 @@ func TestTerraform(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := terraformEnv(t, t.TempDir(), mirror, p.URL)
-	terraform := func(timeout time.Duration, args ...string) (string, int) {
-		t.Helper()
-		out, err := run(t, timeout, work, env, tf, append(args, "-no-color")...)
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return out, 0
-		case errors.As(err, &ee) && ee.ExitCode() > 0:
-			return out, ee.ExitCode()
-		default:
-			t.Fatalf("terraform %s: %v", args[0], err)
-			return out, -1
-		}
-	}
+	terraform := terraformCmd(t, tf, work, env)
 
 	if _, code := terraform(2*time.Minute, "init", "-input=false"); code != 0 {
 		t.Fatalf("terraform init exited %d (output above)", code)
@@ -191,4 +178,24 @@ func tagMap(tags []types.Tag) map[string]string {
 		m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
 	return m
+}
+
+// terraformCmd runs terraform in work with env, returning its output and exit
+// code; anything but a clean exit code (a timeout, a missing binary) fails
+// the test.
+func terraformCmd(t *testing.T, tf, work string, env []string) func(timeout time.Duration, args ...string) (string, int) {
+	return func(timeout time.Duration, args ...string) (string, int) {
+		t.Helper()
+		out, err := run(t, timeout, work, env, tf, append(args, "-no-color")...)
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return out, 0
+		case errors.As(err, &ee) && ee.ExitCode() > 0:
+			return out, ee.ExitCode()
+		default:
+			t.Fatalf("terraform %s: %v", args[0], err)
+			return out, -1
+		}
+	}
 }
